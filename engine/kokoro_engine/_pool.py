@@ -1,0 +1,282 @@
+"""The session pool: warm ONNX Runtime sessions as lanes, routing, a core budget, fallback.
+
+Routing policy, stated once:
+- Accelerator lanes (CUDA, CoreML, ...) take every piece while healthy; CPU lanes are then
+  only the fallback, because a slow CPU piece would hold up in-order delivery.
+- On the CPU, the *latency* lane (one session using all the cores) takes a request's first
+  pieces; later pieces go to *throughput* lanes (sessions of few threads each) in parallel.
+- A CPU lane runs only when its threads fit the core budget, so concurrent sessions never
+  oversubscribe the cores. Busy or benched lanes are skipped; waiting pieces are served
+  first-pieces-first, then in arrival order.
+- A lane that raises or returns empty or non-finite audio is benched for a cool-down and the
+  piece is retried on a CPU lane; the piece's metrics record the fallback.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ._errors import InputError, SynthesisError
+from ._types import FloatArray
+
+ACCELERATORS = (
+    "CUDAExecutionProvider",
+    "CoreMLExecutionProvider",
+    "DmlExecutionProvider",
+    "ROCMExecutionProvider",
+    "OpenVINOExecutionProvider",
+    "TensorrtExecutionProvider",
+)
+# Providers chosen without being asked for. TensorRT builds an engine per input shape,
+# and every Kokoro call has a new shape, so it is used only on request.
+AUTO_ACCELERATORS = ACCELERATORS[:5]
+CPU = "CPUExecutionProvider"
+COOL_DOWN_S = 30.0
+
+
+class Session(Protocol):
+    """What the pool needs of a session: onnxruntime.InferenceSession fits."""
+
+    def run(self, output_names: Any, input_feed: dict[str, Any], run_options: Any = ...) -> Any: ...
+    def get_inputs(self) -> Any: ...
+
+
+class Cancelled(Exception):
+    """The request was cancelled while this piece waited or ran."""
+
+
+@dataclass
+class Lane:
+    """One warm session and what routing needs to know of it."""
+
+    name: str
+    provider: str
+    session: Session
+    threads: int = 0  # CPU cores it occupies (0 for accelerators)
+    role: str = "throughput"  # "latency" or "throughput"
+    busy: bool = False
+    benched_until: float = 0.0
+    runs: int = 0
+    failures: int = 0
+    last_error: str = ""
+    feeds: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.provider == CPU
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.benched_until
+
+
+@dataclass
+class Result:
+    audio: FloatArray
+    lane: Lane
+    queue_wait_s: float
+    inference_s: float
+    fallback_from: str = ""
+    error: str = ""
+
+
+class Pool:
+    """Lanes plus the scheduler that hands them out."""
+
+    def __init__(self, lanes: Sequence[Lane] = (), cpu_budget: int | None = None) -> None:
+        self.lanes: list[Lane] = list(lanes)
+        self.cpu_budget = cpu_budget or os.cpu_count() or 1
+        self._cpu_in_use = 0
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[int, int]] = []
+        self._tickets = itertools.count()
+
+    def add(self, lane: Lane, *, first: bool = False) -> None:
+        with self._cond:
+            self.lanes.insert(0, lane) if first else self.lanes.append(lane)
+            self._cond.notify_all()
+
+    def remove(self, lane: Lane) -> None:
+        with self._cond:
+            self.lanes.remove(lane)
+
+    # --- scheduling ---------------------------------------------------------------------
+
+    def acquire(
+        self,
+        *,
+        first: bool,
+        cancelled: Callable[[], bool],
+        exclude: frozenset[str] = frozenset(),
+        cpu_only: bool = False,
+    ) -> Lane:
+        """Block until a lane is free for this piece, then mark it busy."""
+        ticket = (0 if first else 1, next(self._tickets))
+        with self._cond:
+            heapq.heappush(self._waiting, ticket)
+            try:
+                while True:
+                    if cancelled():
+                        raise Cancelled
+                    lane = self._waiting[0] == ticket and self._choose(first, exclude, cpu_only)
+                    if lane:
+                        lane.busy = True
+                        self._cpu_in_use += lane.threads
+                        return lane
+                    if not self._any_usable(exclude, cpu_only):
+                        raise SynthesisError("no session can run this piece: every lane failed")
+                    self._cond.wait(timeout=0.1)
+            finally:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._cond.notify_all()
+
+    def release(self, lane: Lane) -> None:
+        with self._cond:
+            lane.busy = False
+            self._cpu_in_use -= lane.threads
+            self._cond.notify_all()
+
+    def _choose(self, first: bool, exclude: frozenset[str], cpu_only: bool) -> Lane | None:
+        now = time.monotonic()
+        usable = [lane for lane in self.lanes if lane.healthy(now) and lane.name not in exclude]
+        accelerators = [lane for lane in usable if not lane.is_cpu]
+        if accelerators and not cpu_only:
+            free = [lane for lane in accelerators if not lane.busy]
+            return free[0] if free else None
+        free = [
+            lane
+            for lane in usable
+            if lane.is_cpu and not lane.busy and lane.threads <= self.cpu_budget - self._cpu_in_use
+        ]
+        wanted = "latency" if first else "throughput"
+        preferred = [lane for lane in free if lane.role == wanted]
+        if preferred:
+            return preferred[0]
+        if first or not any(lane.role == "throughput" for lane in usable):
+            return free[0] if free else None
+        return None  # later pieces wait for a throughput lane rather than hold the latency one
+
+    def _any_usable(self, exclude: frozenset[str], cpu_only: bool) -> bool:
+        return any(
+            lane.name not in exclude and (lane.is_cpu or not cpu_only) for lane in self.lanes
+        )
+
+    # --- running ------------------------------------------------------------------------
+
+    def run(
+        self, feeds: Callable[[Lane], dict[str, Any]], *, first: bool, cancel: CancelToken
+    ) -> Result:
+        """Run one piece, falling back to CPU lanes when a lane fails."""
+        exclude: set[str] = set()
+        fallback_from = error = ""
+        while True:
+            start = time.perf_counter()
+            lane = self.acquire(
+                first=first,
+                cancelled=cancel.is_set,
+                exclude=frozenset(exclude),
+                cpu_only=bool(exclude),
+            )
+            waited = time.perf_counter() - start
+            try:
+                audio, took = self._run_on(lane, feeds(lane), cancel)
+                return Result(audio, lane, waited, took, fallback_from, error)
+            except (Cancelled, InputError):
+                raise
+            except Exception as exc:  # a failing provider must not lose the piece
+                error = f"{lane.name}: {type(exc).__name__}: {exc}"[:300]
+                fallback_from = fallback_from or lane.name
+                self._record_failure(lane, error)
+                exclude.add(lane.name)
+            finally:
+                self.release(lane)
+
+    def _run_on(
+        self, lane: Lane, feed: dict[str, Any], cancel: CancelToken
+    ) -> tuple[FloatArray, float]:
+        options = cancel.run_options()
+        start = time.perf_counter()
+        try:
+            outputs = lane.session.run(None, feed, options)
+        except Exception:
+            if cancel.is_set():
+                raise Cancelled from None
+            raise
+        finally:
+            cancel.forget(options)
+        took = time.perf_counter() - start
+        audio = np.asarray(outputs[0], dtype=np.float32).ravel()
+        if audio.size == 0 or not np.isfinite(audio).all():
+            raise SynthesisError(
+                f"{lane.provider} returned {'empty' if audio.size == 0 else 'non-finite'} audio"
+            )
+        lane.runs += 1
+        return audio, took
+
+    def _record_failure(self, lane: Lane, error: str) -> None:
+        """Bench a failing accelerator; a CPU lane is only skipped for this piece, since the
+        CPU is the last resort and a piece-specific failure must not take it away from others."""
+        with self._cond:
+            lane.failures += 1
+            lane.last_error = error
+            if not lane.is_cpu:
+                lane.benched_until = time.monotonic() + COOL_DOWN_S
+            self._cond.notify_all()
+
+    def describe(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        return [
+            {
+                "lane": lane.name,
+                "provider": lane.provider,
+                "role": lane.role,
+                "threads": lane.threads,
+                "busy": lane.busy,
+                "benched_s": round(max(lane.benched_until - now, 0.0), 1),
+                "runs": lane.runs,
+                "failures": lane.failures,
+                "last_error": lane.last_error,
+            }
+            for lane in self.lanes
+        ]
+
+
+class CancelToken:
+    """A request's cancel flag; setting it also aborts runs already inside onnxruntime."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._live: set[Any] = set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+        with self._lock:
+            for options in self._live:
+                options.terminate = True
+
+    def run_options(self) -> Any:
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        with self._lock:
+            if self._event.is_set():
+                raise Cancelled
+            self._live.add(options)
+        return options
+
+    def forget(self, options: Any) -> None:
+        with self._lock:
+            self._live.discard(options)

@@ -1,0 +1,119 @@
+"""Building warm ONNX Runtime sessions: which providers, which threads, which options."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._errors import InputError
+from ._pool import ACCELERATORS, AUTO_ACCELERATORS, CPU, Lane
+
+# Per-provider options a careful engineer would set by hand. Every Kokoro call has a new
+# input shape, so an exhaustive cuDNN search would re-run on every call.
+PROVIDER_OPTIONS: dict[str, dict[str, str]] = {
+    "CUDAExecutionProvider": {"cudnn_conv_algo_search": "HEURISTIC"},
+    "CoreMLExecutionProvider": {"MLComputeUnits": "ALL"},
+}
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return [p for p in ort.get_available_providers() if p in (*ACCELERATORS, CPU)]
+
+
+def choose_providers(requested: list[str] | None) -> list[str]:
+    """The providers to build sessions for: the best accelerator present, and always the CPU."""
+    present = available_providers()
+    if requested is None:
+        chosen = [p for p in AUTO_ACCELERATORS if p in present][:1]
+    else:
+        missing = [p for p in requested if p not in present]
+        if missing:
+            raise InputError(
+                f"execution provider(s) {', '.join(missing)} not available in this onnxruntime; "
+                f"available: {', '.join(present)} (for CUDA: pip install 'kokoro-nb[gpu]')"
+            )
+        chosen = [p for p in requested if p != CPU]
+    return [*chosen, CPU]
+
+
+def cpu_layout(cores: int | None = None) -> tuple[int, int, int]:
+    """(latency threads, throughput lanes, threads per throughput lane) for this many cores.
+
+    Measured on 2 cores (DESIGN.md): one piece wants every core (latency); several pieces
+    run best side by side on one thread each (throughput). Past 4 lanes the copies of the
+    weights cost more memory than the parallelism gives back.
+    """
+    cores = cores or os.cpu_count() or 1
+    lanes = min(cores, 4)
+    return min(cores, 8), (lanes if cores > 1 else 0), max(1, cores // lanes)
+
+
+def _options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Spinning workers burn the cores other sessions are about to use.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def build_session(model: Path, provider: str, threads: int = 0) -> Any:
+    import onnxruntime as ort
+
+    providers: list[Any] = [(provider, PROVIDER_OPTIONS.get(provider, {}))]
+    if provider != CPU:
+        providers.append(CPU)
+    return ort.InferenceSession(str(model), _options(threads), providers=providers)
+
+
+def cpu_lanes(model: Path, *, throughput: bool) -> list[Lane]:
+    latency_threads, count, threads = cpu_layout()
+    if not throughput:
+        return [
+            Lane(
+                "cpu-latency",
+                CPU,
+                build_session(model, CPU, latency_threads),
+                latency_threads,
+                "latency",
+            )
+        ]
+    return [
+        Lane(f"cpu-{i + 1}", CPU, build_session(model, CPU, threads), threads) for i in range(count)
+    ]
+
+
+def accelerator_lane(model: Path, provider: str) -> Lane:
+    short = provider.removesuffix("ExecutionProvider").lower()
+    return Lane(short, provider, build_session(model, provider), 0, "latency")
+
+
+class Feeds:
+    """Builds a session's input feed, reading input names and types from the session."""
+
+    def __init__(self, session: Any) -> None:
+        inputs = {i.name: i for i in session.get_inputs()}
+        self.tokens = "input_ids" if "input_ids" in inputs else "tokens"
+        self.int_speed = (
+            "int" in inputs.get("speed", inputs[self.tokens]).type and "speed" in inputs
+        )
+
+    def __call__(self, ids: list[int], style: np.ndarray, speed: float) -> dict[str, Any]:
+        speed_value = np.array(
+            [round(speed) if self.int_speed else speed], np.int32 if self.int_speed else np.float32
+        )
+        return {
+            self.tokens: np.array([[0, *ids, 0]], dtype=np.int64),
+            "style": np.asarray(style, dtype=np.float32),
+            "speed": speed_value,
+        }
