@@ -93,7 +93,7 @@ class Planner:
             end = boundary if last else "clause"
             if index == 0 and self._count(clause) > 2 * self.first_piece_ids:
                 head, rest = self._head(clause)
-                yield self._unit(head, "word")
+                yield from self._fit(head, "word")
                 if rest:
                     yield from self._fit(rest, end)
             else:

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 _PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
 # A sentence ends at . ! ? … (or CJK 。！？) plus closing quotes/brackets, before whitespace.
-_SENTENCE_END = re.compile(r"(?<=[.!?…。！？])[\"'”’)\]]*\s+|(?<=[。！？])")
-_CLAUSE_END = re.compile(r"(?<=[,;:，；：])\s+|\s+(?=[—–-]\s)|(?<=[—–])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+|(?<=[.!?…][\"'”’)\]])\s+|(?<=[。！？])")
+_CLAUSE_END = re.compile(r"(?<=[,;:，；：])\s+|\s+(?=[—–-]\s)")
 # A word is whitespace-free text, or a [several words](/phonemes/) pronunciation span.
 _WORD = re.compile(r"\[[^\[\]]+\]\(/[^/()]+/\)|\S+")
 

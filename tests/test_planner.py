@@ -1,0 +1,85 @@
+"""The planner: every word lands in exactly one piece, in order; no piece exceeds 510 ids."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kokoro_engine import MAX_PHONEME_IDS
+from kokoro_engine._planner import Planner
+from kokoro_engine._segment import clauses, sentences
+
+WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", min_size=1, max_size=14)
+PUNCT = st.sampled_from(["", "", "", ",", ".", "!", "?", ";", ":", "…", " —"])
+TOKEN = st.tuples(WORD, PUNCT).map("".join)
+SEPARATOR = st.sampled_from([" ", " ", " ", "\n", "\n\n", "  "])
+
+
+@st.composite
+def texts(draw: st.DrawFn) -> str:
+    tokens = draw(st.lists(TOKEN, min_size=1, max_size=120))
+    seps = draw(st.lists(SEPARATOR, min_size=len(tokens), max_size=len(tokens)))
+    return "".join(t + s for t, s in zip(tokens, seps, strict=True))
+
+
+def plan(text: str, **kwargs: object) -> list:
+    return list(Planner("en-us", **kwargs).pieces(text))  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts())
+def test_every_word_lands_in_one_piece_in_order(text: str) -> None:
+    pieces = plan(text)
+    assert " ".join(p.text for p in pieces).split() == text.split()
+    assert all(len(p.ids) <= MAX_PHONEME_IDS for p in pieces)
+    assert [p.seq for p in pieces] == list(range(len(pieces)))
+    assert [p.ids for p in plan(text)] == [p.ids for p in pieces]  # deterministic
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=8, max_value=120), texts())
+def test_first_piece_is_short_and_pieces_grow(first: int, text: str) -> None:
+    pieces = plan(text, first_piece_ids=first)
+    assert " ".join(p.text for p in pieces).split() == text.split()
+    if len(pieces) > 1:
+        # The first piece closes once it holds `first` ids (a single word may overshoot).
+        longest_word = max(len(w) for w in text.split()) * 3
+        assert len(pieces[0].ids) <= 2 * first + longest_word + 20
+
+
+def test_a_long_unpunctuated_text_is_cut_under_the_limit() -> None:
+    text = " ".join(["word"] * 600)
+    pieces = plan(text)
+    assert len(pieces) > 3
+    assert all(len(p.ids) <= MAX_PHONEME_IDS for p in pieces)
+    assert sum(len(p.text.split()) for p in pieces) == 600
+
+
+def test_a_word_longer_than_a_piece_is_sliced_not_dropped() -> None:
+    word = "supercalifragilistic" * 1000  # 20,000 characters, no spaces
+    pieces = plan(f"Before {word} after.")
+    assert all(len(p.ids) <= MAX_PHONEME_IDS for p in pieces)
+    assert " ".join(p.text for p in pieces).split() == ["Before", word, "after."]
+
+
+def test_sentence_and_clause_cuts() -> None:
+    assert sentences("One. Two! Three? “Four.” Five") == [
+        "One.",
+        "Two!",
+        "Three?",
+        "“Four.”",
+        "Five",
+    ]
+    assert clauses("a, b; c: d — e") == ["a,", "b;", "c:", "d", "— e"]
+    assert sentences("Say [New York](/nˈu jˈɔɹk/). Then stop.") == [
+        "Say [New York](/nˈu jˈɔɹk/).",
+        "Then stop.",
+    ]
+
+
+def test_boundaries_set_the_pauses() -> None:
+    pieces = plan(
+        "First sentence here. Second one.\n\nA new paragraph starts here.", first_piece_ids=4
+    )
+    assert pieces[-1].boundary == "paragraph"
+    assert any(p.boundary == "paragraph" for p in pieces[:-1])

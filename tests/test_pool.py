@@ -1,0 +1,97 @@
+"""Routing and fallback in the real pool, with sessions that really fail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from speech import assert_speech
+
+from kokoro_engine import Engine, SynthesisError
+from kokoro_engine._pool import CPU, CancelToken, Lane, Pool
+from kokoro_engine._sessions import Feeds
+
+
+class RaisingSession:
+    """Stands for a GPU session whose kernel crashes: run() raises."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.calls = 0
+
+    def get_inputs(self) -> Any:
+        return self._real.get_inputs()
+
+    def run(self, *args: Any) -> Any:
+        self.calls += 1
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+class NaNSession(RaisingSession):
+    """Stands for a provider that returns garbage: non-finite audio."""
+
+    def run(self, *args: Any) -> Any:
+        self.calls += 1
+        return [np.full(24_000, np.nan, np.float32)]
+
+
+@pytest.mark.parametrize("faulty", [RaisingSession, NaNSession])
+def test_failing_accelerator_falls_back_to_cpu(
+    engine: Engine, faulty: type[RaisingSession]
+) -> None:
+    real = engine.pool.lanes[0].session
+    session = faulty(real)
+    lane = Lane("faulty-gpu", "FaultyExecutionProvider", session, 0, "latency")
+    lane.feeds["build"] = Feeds(real)
+    engine.pool.add(lane, first=True)
+    engine.clear_cache()
+    try:
+        text = "The accelerator fails, and the CPU takes over. Nothing is lost."
+        audio = engine.synthesize(text)
+    finally:
+        engine.pool.remove(lane)
+    assert session.calls == 1  # benched after the first failure, not retried per piece
+    assert_speech(audio.samples, text)
+    first = audio.metrics["pieces"][0]
+    assert first["fallback_from"] == "faulty-gpu" and first["provider"] == CPU
+    assert audio.metrics["fallbacks"] >= 1
+    assert lane.failures == 1 and lane.benched_until > 0
+
+
+def test_accelerator_lanes_take_every_piece_while_healthy(engine: Engine) -> None:
+    real = engine.pool.lanes[0]
+    lane = Lane("fake-gpu", "FakeExecutionProvider", real.session, 0, "latency")
+    lane.feeds["build"] = real.feeds["build"]
+    engine.pool.add(lane, first=True)
+    engine.clear_cache()
+    try:
+        audio = engine.synthesize(
+            "Every piece goes to the accelerator. The CPU waits as a fallback."
+        )
+    finally:
+        engine.pool.remove(lane)
+    assert {p["lane"] for p in audio.metrics["pieces"]} == {"fake-gpu"}
+
+
+def test_a_pool_whose_every_lane_fails_raises_synthesis_error(engine: Engine) -> None:
+    real = engine.pool.lanes[0].session
+    pool = Pool(
+        [Lane("bad-1", CPU, RaisingSession(real), 1), Lane("bad-2", CPU, RaisingSession(real), 1)],
+        cpu_budget=2,
+    )
+    feeds = Feeds(real)
+    style = np.zeros((1, 256), np.float32)
+    with pytest.raises(SynthesisError, match="every lane failed"):
+        pool.run(lambda lane: feeds([50, 16, 51], style, 1.0), first=True, cancel=CancelToken())
+    assert all(lane.failures == 1 for lane in pool.lanes)
+
+
+def test_cpu_lanes_never_oversubscribe_the_cores(engine: Engine) -> None:
+    threads = [lane.threads for lane in engine.pool.lanes if lane.is_cpu]
+    assert engine.pool.cpu_budget >= max(threads)
+    runs = [lane.runs for lane in engine.pool.lanes]
+    engine.clear_cache()
+    list(engine.stream("One. Two three four. " * 12))
+    assert sum(lane.runs for lane in engine.pool.lanes) > sum(runs)
+    assert engine.pool._cpu_in_use == 0 and not any(lane.busy for lane in engine.pool.lanes)
