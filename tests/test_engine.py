@@ -6,9 +6,10 @@ import threading
 
 import numpy as np
 import pytest
-from speech import assert_speech, spectral_similarity
 
 from kokoro_engine import SAMPLE_RATE, Engine, EngineClosedError, InputError, VoiceError
+
+from speech import assert_speech, spectral_similarity
 
 PARAGRAPH = (
     "The sun had not yet risen when Mara left the village. She carried a lantern and a letter. "

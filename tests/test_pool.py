@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from speech import assert_speech
 
 from kokoro_engine import Engine, SynthesisError
 from kokoro_engine._pool import CPU, CancelToken, Lane, Pool
 from kokoro_engine._sessions import Feeds
+
+from speech import assert_speech
 
 
 class RaisingSession:
