@@ -104,18 +104,22 @@ def check(path: Path, spec: FileSpec) -> None:
 
 @contextmanager
 def _locked(target: Path) -> Iterator[None]:
+    """Hold the fetch lock for `target`, so two processes never write it at once."""
+    lock = FileLock(str(target) + ".lock", timeout=600)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(target) + ".lock", timeout=600)
-        with lock:
-            yield
+        lock.acquire()
     except Timeout as exc:
         raise AssetError(f"timed out waiting for another process fetching {target}") from exc
-    except PermissionError as exc:
+    except OSError as exc:  # read-only, full, or not a folder at all
         raise AssetError(
-            f"cannot write to the cache {target.parent} ({exc.strerror}); set KOKORO_NB_CACHE "
-            "to a writable folder"
+            f"cannot write to the cache {target.parent} ({exc.strerror or exc}); "
+            "set KOKORO_NB_CACHE to a writable folder"
         ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _install(spec: FileSpec, target: Path, write: Callable[[Path], None]) -> None:
