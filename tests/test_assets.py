@@ -164,7 +164,7 @@ def test_truncated_and_corrupted_cache_files_are_detected(
     target = folder / f"{VOICE}.bin"
     spec = manifest.voice_spec(VOICE)
     target.write_bytes((real_cache / "voices" / f"{VOICE}.bin").read_bytes()[:1000])
-    with pytest.raises(AssetError, match="truncated.*kokoro-nb fetch --force"):
+    with pytest.raises(AssetError, match=r"truncated.*kokoro-nb fetch --force"):
         assets.check(target, spec)
     good = bytearray((real_cache / "voices" / f"{VOICE}.bin").read_bytes())
     target.write_bytes(bytes(good))
