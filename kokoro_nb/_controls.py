@@ -1,0 +1,250 @@
+"""Voice and speed controls: pick, blend, listen — re-spoken live (debounced) as controls change."""
+
+from __future__ import annotations
+
+import html
+import threading
+from typing import Any
+
+import ipywidgets as w
+
+from ._player import Player
+from ._speech import Options, Speech, error_line, speak
+
+DEBOUNCE_S = 0.5  # controls fire on every slider step; speak once the hand rests
+
+
+def _language_groups(voices: list[str]) -> dict[str, list[str]]:
+    from ._magics import language_label
+
+    groups: dict[str, list[str]] = {}
+    for voice in voices:
+        groups.setdefault(language_label(voice), []).append(voice)
+    return groups
+
+
+def _label(voice: str) -> str:
+    gender = {"f": "female", "m": "male"}.get(voice[1:2], "")
+    return f"{voice.split('_', 1)[-1]} ({gender})" if gender else voice
+
+
+class Controls(w.VBox):
+    """Text, voice (grouped by language), speed, an optional blend, a player and run metrics."""
+
+    def __init__(
+        self,
+        text: str = "",
+        voice: str = "af_heart",
+        speed: float = 1.0,
+        *,
+        live: bool = True,
+        debounce_s: float = DEBOUNCE_S,
+    ) -> None:
+        from ._magics import current_options
+        from ._session import get_engine
+
+        self.base = current_options()
+        self.debounce_s = debounce_s
+        self.groups = _language_groups(get_engine().voices)
+        voice = voice if any(voice in v for v in self.groups.values()) else self.base.voice
+        language = next((g for g, v in self.groups.items() if voice in v), next(iter(self.groups)))
+        layout = w.Layout(width="auto")
+        self.text = w.Textarea(
+            value=text, placeholder="Type something to say…", rows=3, layout=w.Layout(width="100%")
+        )
+        self.language = w.Dropdown(
+            options=list(self.groups), value=language, description="Language", layout=layout
+        )
+        self.voice = w.Dropdown(
+            options=self._voice_options(language), value=voice, description="Voice", layout=layout
+        )
+        self.speed = w.FloatSlider(
+            value=speed,
+            min=0.5,
+            max=2.0,
+            step=0.05,
+            description="Speed",
+            readout_format=".2f",
+            continuous_update=False,
+        )
+        everyone = [
+            (f"{lang} · {_label(v)}", v) for lang, names in self.groups.items() for v in names
+        ]
+        self.blend = w.Checkbox(value=False, description="Blend with", indent=False, layout=layout)
+        self.voice2 = w.Dropdown(
+            options=everyone,
+            value=everyone[min(1, len(everyone) - 1)][1],
+            layout=layout,
+            disabled=True,
+        )
+        self.weight = w.FloatSlider(
+            value=0.3,
+            min=0.05,
+            max=0.95,
+            step=0.05,
+            description="Weight",
+            readout_format=".2f",
+            continuous_update=False,
+            disabled=True,
+        )
+        self.button = w.Button(description="Speak", icon="play", button_style="primary")
+        self.stop_button = w.Button(description="Stop", icon="stop")
+        self.live = w.Checkbox(
+            value=live, description="Re-speak when a control changes", indent=False, layout=layout
+        )
+        self.player = Player()
+        self.status = w.HTML()
+        self.table = w.HTML()
+        self.runs: list[Speech] = []
+        self.last: Speech | None = None
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        super().__init__(
+            [
+                self.text,
+                w.HBox([self.language, self.voice, self.speed]),
+                w.HBox([self.blend, self.voice2, self.weight]),
+                w.HBox([self.button, self.stop_button, self.live]),
+                self.player,
+                self.status,
+                self.table,
+            ]
+        )
+        self.add_class("kokoro-controls")
+        self.button.on_click(lambda _: self.speak())
+        self.stop_button.on_click(lambda _: self.stop())
+        self.language.observe(self._language_changed, "value")
+        self.blend.observe(self._blend_changed, "value")
+        for control in (self.voice, self.speed, self.voice2, self.weight):
+            control.observe(self._changed, "value")
+
+    # --- what the controls say -----------------------------------------------------------
+
+    def _voice_options(self, language: str) -> list[tuple[str, str]]:
+        return [(_label(v), v) for v in self.groups[language]]
+
+    @property
+    def voice_spec(self) -> str:
+        """The voice argument: a name, or a weighted blend of two."""
+        first = self.voice.value
+        if not self.blend.value or self.voice2.value == first:
+            return str(first)
+        weight = round(float(self.weight.value), 2)
+        return f"{first}:{1 - weight:.2f},{self.voice2.value}:{weight:.2f}"
+
+    def speak(self) -> Speech | None:
+        """Speak the text with the current settings now (superseding what is playing)."""
+        self._cancel_timer()
+        text = self.text.value
+        if not text.strip():
+            self._say_status("Type something to say first.")
+            return None
+        options = Options(
+            voice=self.voice_spec,
+            speed=float(self.speed.value),
+            markdown=self.base.markdown,
+            static_max_s=0,
+            on_done=self._finished,
+        )
+        try:
+            speech = speak(text, options, player=self.player, display=False)
+        except Exception as exc:
+            self._say_status(error_line(exc), error=True)
+            return None
+        with self._lock:
+            self.last = speech
+        self._say_status(f"Speaking with {options.voice} at ×{options.speed:.2f}…")
+        return speech
+
+    def stop(self) -> None:
+        self._cancel_timer()
+        if self.last is not None:
+            self.last.stop()
+
+    # --- reacting to changes ---------------------------------------------------------------
+
+    def _language_changed(self, change: dict[str, Any]) -> None:
+        options = self._voice_options(change["new"])
+        self.voice.options = options
+        self.voice.value = options[0][1]
+
+    def _blend_changed(self, change: dict[str, Any]) -> None:
+        self.voice2.disabled = self.weight.disabled = not change["new"]
+        self._changed(change)
+
+    def _changed(self, _change: dict[str, Any]) -> None:
+        if not self.live.value or not self.text.value.strip():
+            return
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(self.debounce_s, self.speak)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _cancel_timer(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = None
+
+    # --- metrics of each run -----------------------------------------------------------------
+
+    def _finished(self, speech: Speech) -> None:
+        with self._lock:
+            self.runs.append(speech)
+        if speech.state == "failed" and speech.error is not None:
+            self._say_status(error_line(speech.error), error=True)
+        else:
+            self._say_status(f"{speech.state}: {speech.options.voice} ×{speech.options.speed:.2f}")
+        self.table.value = runs_table(self.runs[-12:])
+
+    def _say_status(self, text: str, error: bool = False) -> None:
+        color = "var(--jp-error-color1,#d32f2f)" if error else "var(--jp-ui-font-color2,inherit)"
+        self.status.value = f'<span style="color:{color};font-size:12px">{html.escape(text)}</span>'
+
+
+def runs_table(runs: list[Speech]) -> str:
+    """One row per run, newest first: what was asked and what it cost (all text escaped)."""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "#",
+            "voice",
+            "speed",
+            "state",
+            "first audio s",
+            "audio s",
+            "total s",
+            "RTF",
+            "cached",
+        )
+    )
+    rows = []
+    for number, speech in reversed(list(enumerate(runs, 1))):
+        m = speech.metrics
+        cells = [
+            str(number),
+            speech.options.voice,
+            f"{speech.options.speed:.2f}",
+            speech.state,
+            *(
+                f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else ""
+                for k in ("ttfa_s", "audio_s", "total_s", "rtf")
+            ),
+            "yes" if m.get("cached") else "",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    return f'<table class="kokoro-table" style="font-size:12px"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def controls(
+    text: str = "", voice: str | None = None, speed: float | None = None, *, live: bool = True
+) -> Controls:
+    """Controls to explore voices and speed on `text`; display the result (the last line of a cell)."""
+    from ._magics import current_options
+
+    base = current_options()
+    return Controls(
+        text, voice or base.voice, speed if speed is not None else base.speed, live=live
+    )

@@ -1,0 +1,93 @@
+"""The streaming player widget: kernel side of player.js (streams out, acks and stop in)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from ._protocol import Ack, ProtocolError, State, Stop, StreamWriter, Transport, decode
+
+_HERE = Path(__file__).parent
+
+
+class Player(anywidget.AnyWidget):
+    """Plays streams of 16-bit PCM chunks gaplessly in the browser (Web Audio).
+
+    One player can carry many streams one after another (each new one replaces the last);
+    ``open_stream()`` hands out the writer for the next one. Messages from the browser
+    (ack, stop, state) are recorded per stream; a stop calls the stream's stop callback.
+    """
+
+    _esm = _HERE / "player.js"
+    _css = _HERE / "player.css"
+    player_id = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, transport: Transport | None = None, **kwargs: Any) -> None:
+        super().__init__(player_id=uuid.uuid4().hex, **kwargs)
+        # A test double may stand in for the comm (see _protocol.RecordingTransport).
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._streams = 0
+        self._on_stop: dict[int, Callable[[], None]] = {}
+        self.acks: dict[int, Ack] = {}
+        self.states: dict[int, State] = {}
+        self.errors: list[str] = []
+        self.on_msg(self._from_browser)
+
+    # --- kernel → browser ----------------------------------------------------------------
+
+    def open_stream(self, on_stop: Callable[[], None] | None = None) -> StreamWriter:
+        """A writer for a new stream; `on_stop` runs when the browser's Stop is pressed."""
+        with self._lock:
+            self._streams += 1
+            stream = self._streams
+            if on_stop is not None:
+                self._on_stop[stream] = on_stop
+        return StreamWriter(self, stream)
+
+    @property
+    def stream(self) -> int:
+        """The newest stream's number (0 before the first)."""
+        return self._streams
+
+    def send(self, content: dict[str, Any], buffers: list[Any] | None = None) -> None:
+        if self._transport is not None:
+            self._transport.send(content, buffers)
+        elif self.comm is not None:  # closed widgets drop messages instead of raising
+            super().send(content, buffers)
+
+    # --- browser → kernel ----------------------------------------------------------------
+
+    def _from_browser(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+        try:
+            message = decode(content, buffers)
+        except ProtocolError as exc:
+            self.errors.append(str(exc))  # a stray or malformed message must not break a cell
+            return
+        self.receive(message)
+
+    def receive(self, message: Any) -> None:
+        """Handle one decoded browser message (tests call this to play the browser's part)."""
+        if isinstance(message, Ack):
+            self.acks[message.stream] = message
+        elif isinstance(message, State):
+            self.states[message.stream] = message
+        elif isinstance(message, Stop):
+            with self._lock:
+                on_stop = self._on_stop.get(message.stream)
+            if on_stop is not None:
+                on_stop()
+
+    def forget(self, stream: int) -> None:
+        """Drop a finished stream's stop callback (it holds the request alive)."""
+        with self._lock:
+            self._on_stop.pop(stream, None)
+
+    def __repr__(self) -> str:
+        return f"Kokoro player ({self._streams} stream{'s' if self._streams != 1 else ''})"

@@ -1,0 +1,435 @@
+"""The player's wire protocol in Python: build, validate and reassemble its messages.
+
+player.js's top comment is the reference; this module mirrors it so the kernel side and
+the tests (and a fuzzer) share one definition. Kernel → browser: ``start``, ``chunk``
+(16-bit PCM in one binary buffer), ``end`` and ``abort``. Browser → kernel: ``ack``,
+``stop`` and ``state``. Every message names its stream; chunk messages are numbered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Union
+
+import numpy as np
+
+SAMPLE_RATE = 24000
+# Well under the frontends' limits (Jupyter's websocket and VS Code's IPC cope with MiBs,
+# but smaller messages keep the wire responsive and the reorder buffer small).
+MAX_BUFFER_BYTES = 128 * 1024
+MAX_SAMPLES = MAX_BUFFER_BYTES // 2
+TITLE_CHARS = 200
+TEXT_CHARS = 400
+ABORT_REASONS = ("stopped", "superseded", "error", "closed")
+BROWSER_STATES = (
+    "idle",
+    "buffering",
+    "blocked",
+    "queued",
+    "playing",
+    "paused",
+    "ended",
+    "stopped",
+)
+
+Buffer = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the wire protocol."""
+
+
+# --- messages ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    stream: int
+    rate: int
+    title: str = ""
+    voice: str = ""
+    speed: float = 1.0
+    queue: bool = False
+    chars: int = 0
+
+
+@dataclass(frozen=True)
+class ChunkMsg:
+    stream: int
+    seq: int
+    offset: int
+    piece: int
+    text: str
+    pcm: bytes = field(repr=False)
+
+    @property
+    def samples(self) -> int:
+        return len(self.pcm) // 2
+
+
+@dataclass(frozen=True)
+class End:
+    stream: int
+    count: int
+    samples: int
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Abort:
+    stream: int
+    count: int
+    samples: int
+    reason: str
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Ack:
+    stream: int
+    seq: int
+    samples: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    stream: int
+
+
+@dataclass(frozen=True)
+class State:
+    stream: int
+    state: str
+    position: float = 0.0
+
+
+Message = Union[Start, ChunkMsg, End, Abort, Ack, Stop, State]  # noqa: UP007
+
+
+# --- encoding (kernel side) ---------------------------------------------------------------
+
+
+def pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] as little-endian 16-bit PCM (clipped, rounded)."""
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    return np.round(clipped * 32767.0).astype("<i2").tobytes()
+
+
+def short(text: str, limit: int) -> str:
+    """At most `limit` characters: titles and captions need not carry a whole book."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Transport(Protocol):
+    """Where messages go: a widget's comm in a kernel, a recording in tests."""
+
+    def send(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None: ...
+
+
+@dataclass
+class Sent:
+    content: dict[str, Any]
+    buffers: list[bytes]
+
+
+class RecordingTransport:
+    """A test double that records what would go over the wire (jupyter_rfb style)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+
+    def send(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        self.sent.append(Sent(dict(content), [bytes(b) for b in buffers or []]))
+
+    def decoded(self) -> list[Message]:
+        return [decode(s.content, s.buffers) for s in self.sent]
+
+
+class StreamWriter:
+    """The kernel's side of one stream: numbers chunk messages and tracks sample offsets."""
+
+    def __init__(self, transport: Transport, stream: int, rate: int = SAMPLE_RATE) -> None:
+        self.transport = transport
+        self.stream = stream
+        self.rate = rate
+        self.count = 0  # chunk messages sent so far (the next seq)
+        self.samples = 0  # samples sent so far (the next offset)
+        self.finished = False
+
+    def start(
+        self, title: str, voice: str, speed: float, queue: bool = False, chars: int = 0
+    ) -> None:
+        """Announce the stream; `chars` (the text's length) lets the player estimate its length."""
+        self._send(
+            {
+                "type": "start",
+                "stream": self.stream,
+                "rate": self.rate,
+                "title": short(title, TITLE_CHARS),
+                "voice": voice,
+                "speed": float(speed),
+                "queue": bool(queue),
+                "chars": int(chars),
+            }
+        )
+
+    def chunk(self, samples: np.ndarray, text: str, piece: int) -> int:
+        """Send one engine chunk, split so no buffer exceeds MAX_BUFFER_BYTES; returns parts."""
+        data = pcm16(samples)
+        parts = 0
+        for start in range(0, len(data), MAX_BUFFER_BYTES):
+            part = data[start : start + MAX_BUFFER_BYTES]
+            content = {
+                "type": "chunk",
+                "stream": self.stream,
+                "seq": self.count,
+                "offset": self.samples,
+                "piece": int(piece),
+                "text": short(text, TEXT_CHARS),
+            }
+            self._send(content, [part])
+            self.count += 1
+            self.samples += len(part) // 2
+            parts += 1
+        return parts
+
+    def end(self, metrics: Mapping[str, Any] | None = None) -> None:
+        content = {
+            "type": "end",
+            "stream": self.stream,
+            "count": self.count,
+            "samples": self.samples,
+        }
+        content["metrics"] = summary(metrics or {})
+        self._finish(content)
+
+    def abort(self, reason: str, error: str = "") -> None:
+        content = {
+            "type": "abort",
+            "stream": self.stream,
+            "count": self.count,
+            "samples": self.samples,
+            "reason": reason,
+            "error": short(error, TEXT_CHARS),
+        }
+        self._finish(content)
+
+    def _finish(self, content: dict[str, Any]) -> None:
+        if not self.finished:  # exactly one end or abort per stream
+            self.finished = True
+            self._send(content)
+
+    def _send(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        self.transport.send(content, buffers or [])
+
+
+def summary(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The few request metrics the player shows (JSON-safe numbers and strings)."""
+    keys = ("ttfa_s", "total_s", "audio_s", "rtf", "provider", "cached")
+    return {k: metrics[k] for k in keys if isinstance(metrics.get(k), (int, float, str, bool))}
+
+
+# --- decoding and validation ---------------------------------------------------------------
+
+
+def decode(content: Mapping[str, Any], buffers: Sequence[Buffer] = ()) -> Message:
+    """Check one message against the protocol and return it typed; ProtocolError if not."""
+    if not isinstance(content, Mapping):
+        raise ProtocolError(f"a message is a JSON object, not {type(content).__name__}")
+    kind = content.get("type")
+    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    if decoder is None:
+        raise ProtocolError(f"unknown message type {kind!r}")
+    if kind != "chunk" and buffers:
+        raise ProtocolError(f"a {kind} message carries no binary buffers")
+    return decoder(content, buffers)
+
+
+def _int(content: Mapping[str, Any], key: str, minimum: int = 0) -> int:
+    value = content.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ProtocolError(
+            f"{content.get('type')}.{key} must be an integer ≥ {minimum}, not {value!r}"
+        )
+    return value
+
+
+def _str(content: Mapping[str, Any], key: str, default: str = "") -> str:
+    value = content.get(key, default)
+    if not isinstance(value, str):
+        raise ProtocolError(f"{content.get('type')}.{key} must be a string, not {value!r}")
+    return value
+
+
+def _number(content: Mapping[str, Any], key: str, default: float) -> float:
+    value = content.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ProtocolError(f"{content.get('type')}.{key} must be a number, not {value!r}")
+    return float(value)
+
+
+def _start(content: Mapping[str, Any], _: Sequence[Buffer]) -> Start:
+    queue = content.get("queue", False)
+    if not isinstance(queue, bool):
+        raise ProtocolError(f"start.queue must be true or false, not {queue!r}")
+    return Start(
+        _int(content, "stream", 1),
+        _int(content, "rate", 1),
+        _str(content, "title"),
+        _str(content, "voice"),
+        _number(content, "speed", 1.0),
+        queue,
+        _int(content, "chars") if "chars" in content else 0,
+    )
+
+
+def _chunk(content: Mapping[str, Any], buffers: Sequence[Buffer]) -> ChunkMsg:
+    if len(buffers) != 1:
+        raise ProtocolError(f"a chunk carries exactly one buffer, not {len(buffers)}")
+    pcm = bytes(buffers[0])
+    if len(pcm) % 2 or not pcm:
+        raise ProtocolError(
+            f"chunk PCM must be a non-empty whole number of int16 samples ({len(pcm)} bytes)"
+        )
+    if len(pcm) > MAX_BUFFER_BYTES:
+        raise ProtocolError(f"chunk buffer of {len(pcm)} bytes exceeds {MAX_BUFFER_BYTES}")
+    return ChunkMsg(
+        _int(content, "stream", 1),
+        _int(content, "seq"),
+        _int(content, "offset"),
+        _int(content, "piece"),
+        _str(content, "text"),
+        pcm,
+    )
+
+
+def _end(content: Mapping[str, Any], _: Sequence[Buffer]) -> End:
+    metrics = content.get("metrics", {})
+    if not isinstance(metrics, Mapping):
+        raise ProtocolError(f"end.metrics must be an object, not {metrics!r}")
+    return End(
+        _int(content, "stream", 1), _int(content, "count"), _int(content, "samples"), metrics
+    )
+
+
+def _abort(content: Mapping[str, Any], _: Sequence[Buffer]) -> Abort:
+    reason = _str(content, "reason")
+    if reason not in ABORT_REASONS:
+        raise ProtocolError(f"abort.reason must be one of {ABORT_REASONS}, not {reason!r}")
+    stream, count, samples = (
+        _int(content, k, m) for k, m in (("stream", 1), ("count", 0), ("samples", 0))
+    )
+    return Abort(stream, count, samples, reason, _str(content, "error"))
+
+
+def _ack(content: Mapping[str, Any], _: Sequence[Buffer]) -> Ack:
+    return Ack(_int(content, "stream", 1), _int(content, "seq", -1), _int(content, "samples"))
+
+
+def _stop(content: Mapping[str, Any], _: Sequence[Buffer]) -> Stop:
+    return Stop(_int(content, "stream", 1))
+
+
+def _state(content: Mapping[str, Any], _: Sequence[Buffer]) -> State:
+    state = _str(content, "state")
+    if state not in BROWSER_STATES:
+        raise ProtocolError(f"state.state must be one of {BROWSER_STATES}, not {state!r}")
+    return State(_int(content, "stream", 1), state, _number(content, "position", 0.0))
+
+
+_DECODERS: dict[str, Callable[[Mapping[str, Any], Sequence[Buffer]], Message]] = {
+    "start": _start,
+    "chunk": _chunk,
+    "end": _end,
+    "abort": _abort,
+    "ack": _ack,
+    "stop": _stop,
+    "state": _state,
+}
+
+
+# --- reassembly (what the browser does, in Python) ----------------------------------------
+
+
+class Reassembler:
+    """The browser's receiving logic: reorder by seq, drop stale streams, join the audio.
+
+    A message of a newer stream starts that stream (its start may arrive late); one of an
+    older stream is stale and dropped. Chunks are released in seq order; each must begin at
+    the sample where the previous one ended.
+    """
+
+    def __init__(self) -> None:
+        self.stream = 0
+        self.start: Start | None = None
+        self.final: End | Abort | None = None
+        self.pending: dict[int, ChunkMsg] = {}
+        self.parts: list[bytes] = []
+        self.texts: list[str] = []
+        self.next_seq = 0
+        self.samples = 0
+        self.stale = 0
+
+    def feed(self, message: Message) -> None:
+        if isinstance(message, (Ack, Stop, State)):
+            raise ProtocolError(
+                f"{type(message).__name__.lower()} goes from the browser to the kernel"
+            )
+        if message.stream < self.stream:
+            self.stale += 1
+            return
+        if message.stream > self.stream:
+            self.__init__()  # type: ignore[misc]  # a new stream replaces the old one wholesale
+            self.stream = message.stream
+        if isinstance(message, Start):
+            self.start = message
+        elif isinstance(message, ChunkMsg):
+            self._chunk(message)
+        else:
+            self._final(message)
+        self._drain()
+
+    def _chunk(self, message: ChunkMsg) -> None:
+        if message.seq < self.next_seq or message.seq in self.pending:
+            raise ProtocolError(f"chunk seq {message.seq} of stream {self.stream} arrived twice")
+        if self.final is not None and message.seq >= self.final.count:
+            raise ProtocolError(
+                f"chunk seq {message.seq} is beyond the announced count {self.final.count}"
+            )
+        self.pending[message.seq] = message
+
+    def _final(self, message: End | Abort) -> None:
+        if self.final is not None:
+            raise ProtocolError(f"stream {self.stream} ended twice")
+        if any(seq >= message.count for seq in self.pending) or self.next_seq > message.count:
+            raise ProtocolError(
+                f"stream {self.stream} ended at {message.count} after later chunks arrived"
+            )
+        self.final = message
+
+    def _drain(self) -> None:
+        while self.next_seq in self.pending:
+            chunk = self.pending.pop(self.next_seq)
+            if chunk.offset != self.samples:
+                raise ProtocolError(
+                    f"chunk {chunk.seq} starts at sample {chunk.offset}, expected {self.samples}"
+                )
+            self.parts.append(chunk.pcm)
+            self.texts.append(chunk.text)
+            self.samples += chunk.samples
+            self.next_seq += 1
+        if self.complete and self.final is not None and self.samples != self.final.samples:
+            raise ProtocolError(
+                f"stream {self.stream} announced {self.final.samples} samples, got {self.samples}"
+            )
+
+    @property
+    def complete(self) -> bool:
+        """Every chunk announced by the end (or abort) message has arrived."""
+        return self.final is not None and self.next_seq == self.final.count
+
+    def audio(self) -> np.ndarray:
+        """The contiguous audio received so far, as int16."""
+        return np.frombuffer(b"".join(self.parts), dtype="<i2")
