@@ -165,29 +165,43 @@ class Engine:
             start = time.perf_counter()
             path, self.variants[provider] = self._model_for(provider)
             if provider == CPU:
-                lanes = sessions.cpu_lanes(path, throughput=False)
+                lane = sessions.latency_lane(path)
             else:
-                lanes = [sessions.accelerator_lane(path, provider)]
-            for lane in lanes:
-                lane.feeds["build"] = sessions.Feeds(lane.session)
-                self._warm(lane, CPU_WARM_LENGTHS if lane.is_cpu else ACCELERATOR_WARM_LENGTHS)
-                self.pool.add(lane)
+                lane = sessions.accelerator_lane(path, provider)
+            lane.feeds["build"] = sessions.Feeds(lane.session)
+            self._warm(lane, CPU_WARM_LENGTHS if lane.is_cpu else ACCELERATOR_WARM_LENGTHS)
+            self.pool.add(lane)
             self.load_s[provider] = round(time.perf_counter() - start, 3)
 
     def _build_rest(self) -> None:
-        """Throughput lanes, built and warmed off the caller's thread at low priority so
-        they do not slow the requests the latency lane is already serving."""
+        """Throughput lanes, built off the caller's thread, at low priority and while no
+        request is running, so they never slow what the latency lane is serving."""
         _lower_thread_priority()
         try:
             path, _ = self._model_for(CPU)
-            for lane in sessions.cpu_lanes(path, throughput=True):
-                if self._closed:
+            for name, threads in sessions.throughput_lane_specs():
+                if not self._wait_idle():
                     return
+                lane = sessions.cpu_lane(path, name, threads, "throughput")
                 lane.feeds["build"] = sessions.Feeds(lane.session)
                 self._warm(lane, CPU_WARM_LENGTHS)
                 self.pool.add(lane)
         finally:
             self._warm_done.set()
+
+    def _wait_idle(self, quiet_s: float = 0.3, patience_s: float = 5.0) -> bool:
+        """Wait until no request has been live for `quiet_s` (under steady load, at most
+        `patience_s`: the extra lanes pay for themselves then); False once the engine closes."""
+        quiet_since = start = time.monotonic()
+        while not self._closed:
+            if time.monotonic() - start > patience_s:
+                return True
+            if self._live:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_s:
+                return True
+            time.sleep(0.05)
+        return False
 
     def _warm(self, lane: Lane, lengths: tuple[int, ...]) -> None:
         style = np.zeros((1, 256), np.float32)

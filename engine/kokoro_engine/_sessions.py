@@ -76,21 +76,18 @@ def build_session(model: Path, provider: str, threads: int = 0) -> Any:
     return ort.InferenceSession(str(model), _options(threads), providers=providers)
 
 
-def cpu_lanes(model: Path, *, throughput: bool) -> list[Lane]:
-    latency_threads, count, threads = cpu_layout()
-    if not throughput:
-        return [
-            Lane(
-                "cpu-latency",
-                CPU,
-                build_session(model, CPU, latency_threads),
-                latency_threads,
-                "latency",
-            )
-        ]
-    return [
-        Lane(f"cpu-{i + 1}", CPU, build_session(model, CPU, threads), threads) for i in range(count)
-    ]
+def cpu_lane(model: Path, name: str, threads: int, role: str) -> Lane:
+    return Lane(name, CPU, build_session(model, CPU, threads), threads, role)
+
+
+def latency_lane(model: Path) -> Lane:
+    return cpu_lane(model, "cpu-latency", cpu_layout()[0], "latency")
+
+
+def throughput_lane_specs() -> list[tuple[str, int]]:
+    """(name, threads) of each CPU throughput lane for this machine."""
+    _, count, threads = cpu_layout()
+    return [(f"cpu-{i + 1}", threads) for i in range(count)]
 
 
 def accelerator_lane(model: Path, provider: str) -> Lane:

@@ -1,0 +1,319 @@
+"""`kokoro-nb bench`: this engine and kokoro-onnx on the same paragraph, side by side in one run.
+
+Reports time to first audio, real-time factor and cold start (a new process to its first
+audio of a short sentence) for both, their ratios, and sweeps of first-piece size,
+concurrency and model variant. The audio cache is off, so nothing counted is a cache hit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _assets as assets
+from ._engine import Engine
+from ._types import SAMPLE_RATE
+
+SHORT = "Hello there, this is a short sentence."
+REPEATS = 3
+
+_COLD_OURS = """
+import sys
+from kokoro_engine import Engine
+stream = Engine().stream(sys.argv[1], voice=sys.argv[2])
+next(stream)
+print("FIRST", flush=True)
+"""
+_COLD_BASELINE = """
+import asyncio, sys
+from kokoro_onnx import Kokoro
+async def main():
+    kokoro = Kokoro(sys.argv[3], sys.argv[4])
+    async for _ in kokoro.create_stream(sys.argv[1], voice=sys.argv[2], lang="en-us"):
+        print("FIRST", flush=True)
+        return
+asyncio.run(main())
+"""
+
+
+def machine() -> dict[str, Any]:
+    import onnxruntime
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "providers": onnxruntime.get_available_providers(),
+    }
+
+
+def cold_start(script: str, *args: str) -> float:
+    """Seconds from spawning a new Python process to the line it prints at its first audio."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    start = time.perf_counter()
+    with subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("FIRST"):
+                took = time.perf_counter() - start
+                proc.kill()
+                return took
+    raise RuntimeError(f"cold-start process exited with {proc.returncode} before any audio")
+
+
+def ours_once(engine: Engine, text: str, voice: str) -> dict[str, float]:
+    start = time.perf_counter()
+    ttfa, samples = None, 0
+    for chunk in engine.stream(text, voice=voice):
+        ttfa = ttfa if ttfa is not None else time.perf_counter() - start
+        samples += len(chunk.samples)
+    total = time.perf_counter() - start
+    audio = samples / SAMPLE_RATE
+    return {"ttfa_s": ttfa or total, "total_s": total, "audio_s": audio, "rtf": total / audio}
+
+
+def median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: round(statistics.median(r[key] for r in runs), 4) for key in runs[0]}
+
+
+def bench_ours(text: str, voice: str, **engine_kwargs: Any) -> dict[str, Any]:
+    start = time.perf_counter()
+    engine = Engine(audio_cache_mb=0, **engine_kwargs)
+    engine.wait_warm()
+    load = time.perf_counter() - start
+    ours_once(engine, SHORT, voice)
+    result: dict[str, Any] = median([ours_once(engine, text, voice) for _ in range(REPEATS)])
+    result["engine_load_s"] = round(load, 3)
+    result["variant"] = engine.variants
+    engine.close()
+    return result
+
+
+def voices_npz(voice: str, folder: Path) -> Path:
+    """kokoro-onnx reads voices from one .npz; build it from our voice files."""
+    table = np.fromfile(assets.voice_path(voice, assets.voices_dir()), dtype="<f4").reshape(
+        510, 1, 256
+    )
+    path = folder / "voices.npz"
+    arrays: dict[str, Any] = {voice: table}
+    np.savez(path, **arrays)
+    return path
+
+
+def bench_baseline(text: str, voice: str, model: Path, npz: Path) -> dict[str, Any]:
+    import asyncio
+
+    from kokoro_onnx import Kokoro
+
+    start = time.perf_counter()
+    kokoro = Kokoro(str(model), str(npz))
+    load = time.perf_counter() - start
+    kokoro.create(SHORT, voice=voice, lang="en-us")  # warm, as we warm ours
+    runs = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        samples, rate = kokoro.create(text, voice=voice, lang="en-us")
+        total = time.perf_counter() - start
+        runs.append(
+            {"total_s": total, "audio_s": len(samples) / rate, "rtf": total / (len(samples) / rate)}
+        )
+
+    async def first_chunk() -> float:
+        begin = time.perf_counter()
+        async for _ in kokoro.create_stream(text, voice=voice, lang="en-us"):
+            return time.perf_counter() - begin
+        return float("nan")
+
+    result: dict[str, Any] = median(runs)
+    result["ttfa_s"] = round(
+        statistics.median(asyncio.run(first_chunk()) for _ in range(REPEATS)), 4
+    )
+    result["engine_load_s"] = round(load, 3)
+    return result
+
+
+def sweep_first_piece(text: str, voice: str) -> list[dict[str, Any]]:
+    engine = Engine(audio_cache_mb=0)
+    engine.wait_warm()
+    rows = []
+    for size in (8, 16, 24, 32, 48, 64):
+        engine.first_piece_ids = size
+        ttfas = []
+        for _ in range(REPEATS):
+            start = time.perf_counter()
+            with engine.stream(text, voice=voice) as stream:
+                first = next(stream)
+                ttfas.append(time.perf_counter() - start)
+        rows.append(
+            {
+                "first_piece_ids": size,
+                "ttfa_s": round(statistics.median(ttfas), 4),
+                "first_text": first.text,
+            }
+        )
+    engine.close()
+    return rows
+
+
+def sweep_concurrency(voice: str) -> list[dict[str, Any]]:
+    engine = Engine(audio_cache_mb=0)
+    engine.wait_warm()
+    rows = []
+    for clients in (1, 2, 4, 8):
+        rows.append(_concurrent(engine, clients, voice))
+    engine.close()
+    return rows
+
+
+def _concurrent(engine: Engine, clients: int, voice: str) -> dict[str, Any]:
+    errors: list[str] = []
+    audio: list[float] = []
+    ttfas: list[float] = []
+
+    def client(i: int) -> None:
+        text = f"Client {i} asks for two sentences. The engine answers every one in order."
+        try:
+            begin = time.perf_counter()
+            seqs: list[int] = []
+            samples = 0
+            for chunk in engine.stream(text, voice=voice):
+                if not seqs:
+                    ttfas.append(time.perf_counter() - begin)
+                seqs.append(chunk.seq)
+                samples += len(chunk.samples)
+            if seqs != list(range(len(seqs))):
+                errors.append(f"client {i}: out of order {seqs}")
+            audio.append(samples / SAMPLE_RATE)
+        except Exception as exc:  # counted, not raised: the sweep reports errors
+            errors.append(f"client {i}: {exc}")
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    return {
+        "clients": clients,
+        "wall_s": round(wall, 3),
+        "audio_s": round(sum(audio), 3),
+        "throughput_rtf": round(wall / sum(audio), 4) if audio else None,
+        "ttfa_p50_s": round(statistics.median(ttfas), 4) if ttfas else None,
+        "errors": errors,
+    }
+
+
+def sweep_variants(text: str, voice: str) -> list[dict[str, Any]]:
+    rows = []
+    for variant in ("int8", "fp32", "fp16"):
+        try:
+            result = bench_ours(text, voice, variant=variant, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a variant that cannot be built is reported, not fatal
+            rows.append({"variant": variant, "error": str(exc)[:200]})
+            continue
+        rows.append({"variant": variant, **{k: v for k, v in result.items() if k != "variant"}})
+    return rows
+
+
+def run_bench(
+    text: str,
+    *,
+    voice: str = "af_heart",
+    quick: bool = False,
+    baseline: bool = True,
+    as_json: bool = False,
+) -> dict[str, Any]:
+    report: dict[str, Any] = {"machine": machine(), "text_chars": len(text), "voice": voice}
+    _say(as_json, "measuring this engine ...")
+    report["ours"] = bench_ours(text, voice)
+    report["ours"]["cold_start_s"] = round(cold_start(_COLD_OURS, SHORT, voice), 3)
+    if baseline:
+        _say(as_json, "measuring kokoro-onnx ...")
+        report["kokoro_onnx"] = _baseline(text, voice)
+        report["ratio"] = _ratios(report["ours"], report["kokoro_onnx"])
+    if not quick:
+        _say(as_json, "sweeping first-piece size, concurrency and variants ...")
+        report["first_piece"] = sweep_first_piece(text, voice)
+        report["concurrency"] = sweep_concurrency(voice)
+        report["variants"] = sweep_variants(text, voice)
+    print(json.dumps(report, indent=2) if as_json else render(report))
+    return report
+
+
+def _baseline(text: str, voice: str) -> dict[str, Any]:
+    try:
+        import kokoro_onnx  # noqa: F401
+    except ImportError:
+        return {"error": "kokoro-onnx is not installed (it is a dev dependency: uv sync)"}
+    model = assets.model_path()
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = voices_npz(voice, Path(tmp))
+        result = bench_baseline(text, voice, model, npz)
+        result["cold_start_s"] = round(
+            cold_start(_COLD_BASELINE, SHORT, voice, str(model), str(npz)), 3
+        )
+    return result
+
+
+def _ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float]:
+    if "error" in theirs:
+        return {}
+    return {
+        key: round(theirs[key] / ours[key], 2)
+        for key in ("ttfa_s", "rtf", "cold_start_s", "total_s")
+        if ours.get(key) and theirs.get(key)
+    }
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    lines = [
+        f"machine: {m['cpu']}, {m['cores']} cores, {m['system']}, Python {m['python']}, onnxruntime {m['onnxruntime']}",
+        f"text: {report['text_chars']} characters, voice {report['voice']}",
+        "",
+        f"{'':<14}{'first audio':>12}{'RTF':>8}{'total':>9}{'audio':>9}{'cold start':>12}",
+    ]
+    for name, key in (("kokoro-nb", "ours"), ("kokoro-onnx", "kokoro_onnx")):
+        r = report.get(key)
+        if r and "error" not in r:
+            lines.append(
+                f"{name:<14}{r['ttfa_s']:>11.3f}s{r['rtf']:>8.3f}{r['total_s']:>8.2f}s{r['audio_s']:>8.2f}s{r['cold_start_s']:>11.2f}s"
+            )
+        elif r:
+            lines.append(f"{name:<14}{r['error']}")
+    if report.get("ratio"):
+        lines.append(
+            "kokoro-onnx / kokoro-nb: " + ", ".join(f"{k} ×{v}" for k, v in report["ratio"].items())
+        )
+    for title, key in (
+        ("first piece", "first_piece"),
+        ("concurrency", "concurrency"),
+        ("variants", "variants"),
+    ):
+        if key in report:
+            lines += ["", title + ":"] + [
+                "  " + ", ".join(f"{k}={v}" for k, v in row.items() if k != "first_text")
+                for row in report[key]
+            ]
+    return "\n".join(lines)
