@@ -138,7 +138,12 @@ class Engine:
         self._live_lock = threading.Lock()
         self.pool = Pool()
         self.load_s: dict[str, float] = {}
+        # Text front-end imports and espeak's start-up overlap the session build
+        # (onnxruntime builds without holding the GIL): a shorter cold start.
+        primer = threading.Thread(target=_prime_text_front_end, daemon=True)
+        primer.start()
         self._build_first_lanes()
+        primer.join()
         self._warm_thread = threading.Thread(
             target=self._build_rest, name="kokoro-warm", daemon=True
         )
@@ -557,6 +562,13 @@ class Stream:
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             self._request.cancel.set()
+
+
+def _prime_text_front_end() -> None:
+    from ._normalize import normalize
+    from ._phonemize import espeak
+
+    espeak(normalize("Ready."), "en-us")
 
 
 def _stop_warming(ref: weakref.ref[Engine]) -> None:

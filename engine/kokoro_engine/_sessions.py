@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import platform
+import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import _assets as assets
 from ._errors import InputError
 from ._pool import ACCELERATORS, AUTO_ACCELERATORS, CPU, Lane
 
@@ -53,11 +58,15 @@ def cpu_layout(cores: int | None = None) -> tuple[int, int, int]:
     return min(cores, 8), (lanes if cores > 1 else 0), max(1, cores // lanes)
 
 
-def _options(threads: int) -> Any:
+def _options(threads: int, *, optimized: bool = False) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.graph_optimization_level = (
+        ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if optimized
+        else ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    )
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
@@ -73,7 +82,47 @@ def build_session(model: Path, provider: str, threads: int = 0) -> Any:
     providers: list[Any] = [(provider, PROVIDER_OPTIONS.get(provider, {}))]
     if provider != CPU:
         providers.append(CPU)
-    return ort.InferenceSession(str(model), _options(threads), providers=providers)
+        return ort.InferenceSession(str(model), _options(threads), providers=providers)
+    optimized = _optimized_path(model)
+    if optimized.is_file():
+        return ort.InferenceSession(
+            str(optimized), _options(threads, optimized=True), providers=providers
+        )
+    options = _options(threads)
+    temp = optimized.with_name(f"{optimized.name}.{os.getpid()}.{threading.get_ident()}.part")
+    with contextlib.suppress(OSError):
+        optimized.parent.mkdir(parents=True, exist_ok=True)
+        options.optimized_model_filepath = str(temp)
+    session = ort.InferenceSession(str(model), options, providers=providers)
+    with contextlib.suppress(OSError):
+        os.replace(temp, optimized)
+    return session
+
+
+def _optimized_path(model: Path) -> Path:
+    """Where the CPU-optimized graph of `model` is cached: loading it skips ~0.5 s of graph
+    optimization. The optimizations are specific to this CPU and onnxruntime, so both are
+    part of the key, with the source file's size and mtime."""
+    import onnxruntime as ort
+
+    stat = model.stat()
+    key = (
+        f"{model.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{ort.__version__}|{_cpu_signature()}"
+    )
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return assets.cache_dir() / "optimized" / f"{model.stem}.{digest}.onnx"
+
+
+def _cpu_signature() -> str:
+    try:
+        flags = next(
+            line
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        )
+    except (OSError, StopIteration):
+        flags = ""
+    return f"{platform.machine()}|{platform.processor()}|{flags}"
 
 
 def cpu_lane(model: Path, name: str, threads: int, role: str) -> Lane:
