@@ -113,6 +113,7 @@ class Engine:
         voices: str | os.PathLike[str] | None = None,
         variant: str | None = None,
         providers: list[str] | None = None,
+        provider_options: dict[str, dict[str, str]] | None = None,
         fetch: bool = True,
         normalize: bool = True,
         first_piece_ids: int = 32,
@@ -129,6 +130,7 @@ class Engine:
         self._explicit_model = model is not None or bool(os.environ.get("KOKORO_NB_MODEL"))
         self._bank = VoiceBank(assets.voices_dir(voices), fetch=fetch)
         self._providers = sessions.choose_providers(providers)
+        self._provider_options = provider_options or {}
         self._variant_asked = variant
         self.variants: dict[str, str] = {}
         self.recent = RequestLog(history)
@@ -172,7 +174,9 @@ class Engine:
             if provider == CPU:
                 lane = sessions.latency_lane(path)
             else:
-                lane = sessions.accelerator_lane(path, provider)
+                lane = sessions.accelerator_lane(
+                    path, provider, self._provider_options.get(provider)
+                )
             lane.feeds["build"] = sessions.Feeds(lane.session)
             self._warm(lane, CPU_WARM_LENGTHS if lane.is_cpu else ACCELERATOR_WARM_LENGTHS)
             self.pool.add(lane)

@@ -33,6 +33,8 @@ def available_providers() -> list[str]:
 def choose_providers(requested: list[str] | None) -> list[str]:
     """The providers to build sessions for: the best accelerator present, and always the CPU."""
     present = available_providers()
+    if requested is None and os.environ.get("KOKORO_NB_PROVIDERS"):
+        requested = [p.strip() for p in os.environ["KOKORO_NB_PROVIDERS"].split(",") if p.strip()]
     if requested is None:
         chosen = [p for p in AUTO_ACCELERATORS if p in present][:1]
     else:
@@ -76,24 +78,29 @@ def _options(threads: int, *, optimized: bool = False) -> Any:
     return options
 
 
-def build_session(model: Path, provider: str, threads: int = 0) -> Any:
+def build_session(
+    model: Path, provider: str, threads: int = 0, options: dict[str, str] | None = None
+) -> Any:
     import onnxruntime as ort
 
-    providers: list[Any] = [(provider, PROVIDER_OPTIONS.get(provider, {}))]
+    providers: list[Any] = [(provider, {**PROVIDER_OPTIONS.get(provider, {}), **(options or {})})]
     if provider != CPU:
         providers.append(CPU)
         return ort.InferenceSession(str(model), _options(threads), providers=providers)
     optimized = _optimized_path(model)
     if optimized.is_file():
-        return ort.InferenceSession(
-            str(optimized), _options(threads, optimized=True), providers=providers
-        )
-    options = _options(threads)
+        try:
+            return ort.InferenceSession(
+                str(optimized), _options(threads, optimized=True), providers=providers
+            )
+        except Exception:  # a damaged cache entry: rebuild it from the source model
+            optimized.unlink(missing_ok=True)
+    session_options = _options(threads)
     temp = optimized.with_name(f"{optimized.name}.{os.getpid()}.{threading.get_ident()}.part")
     with contextlib.suppress(OSError):
         optimized.parent.mkdir(parents=True, exist_ok=True)
-        options.optimized_model_filepath = str(temp)
-    session = ort.InferenceSession(str(model), options, providers=providers)
+        session_options.optimized_model_filepath = str(temp)
+    session = ort.InferenceSession(str(model), session_options, providers=providers)
     with contextlib.suppress(OSError):
         os.replace(temp, optimized)
     return session
@@ -139,9 +146,11 @@ def throughput_lane_specs() -> list[tuple[str, int]]:
     return [(f"cpu-{i + 1}", threads) for i in range(count)]
 
 
-def accelerator_lane(model: Path, provider: str) -> Lane:
+def accelerator_lane(model: Path, provider: str, options: dict[str, str] | None = None) -> Lane:
+    """One session on an accelerator. `options` override PROVIDER_OPTIONS, e.g. CoreML's
+    {"MLComputeUnits": "CPUAndNeuralEngine"} (or "CPUAndGPU", "CPUOnly", "ALL")."""
     short = provider.removesuffix("ExecutionProvider").lower()
-    return Lane(short, provider, build_session(model, provider), 0, "latency")
+    return Lane(short, provider, build_session(model, provider, 0, options), 0, "latency")
 
 
 class Feeds:
