@@ -1,0 +1,187 @@
+"""POST /v1/audio/speech: one engine Stream per request, answered whole or as it is synthesized."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from kokoro_engine import KokoroError, Stream
+
+from ._server_api import SpeechRequest, check_request, from_kokoro
+from ._server_encode import (
+    FORMATS,
+    STREAMABLE,
+    SoundfileStream,
+    StreamEncoder,
+    encode_whole,
+    stream_encoder,
+)
+
+if TYPE_CHECKING:
+    from ._server import ServerState
+
+# Formats streamed unless the request says otherwise: their headers need no length, so the
+# streamed file is exactly as valid as a whole one. WAV and FLAC come whole by default.
+STREAM_BY_DEFAULT = frozenset({"mp3", "opus", "pcm"})
+
+
+class Speech:
+    """One request's engine Stream and encoder; its blocking steps run in worker threads."""
+
+    def __init__(self, state: ServerState, body: SpeechRequest, stream: Stream, live: bool) -> None:
+        self.state, self.stream, self.live = state, stream, live
+        self.fmt = body.response_format
+        self.sse = body.stream_format == "sse"
+        self.encoder: StreamEncoder | None = stream_encoder(self.fmt) if live else None
+        self.t0 = time.perf_counter()
+        self.ttfb: float | None = None
+        self.done = False
+        self.closed = False
+        self.finished_encoder = False
+
+    def next_samples(self) -> np.ndarray | None:
+        chunk = next(self.stream, None)
+        return None if chunk is None else chunk.samples
+
+    def pull(self) -> bytes | None:
+        """The bytes for the next chunk; the encoder's tail after the last; then None."""
+        assert self.encoder is not None
+        samples = self.next_samples()
+        if samples is not None:
+            return self.encoder.encode(samples)
+        if self.finished_encoder:
+            return None
+        self.finished_encoder = True
+        return self.encoder.finish()
+
+    def headers(self) -> dict[str, str]:
+        """Engine timings, so a client can tell server overhead from synthesis time."""
+        m = self.stream.metrics
+        out = {"x-kokoro-voice": str(m.get("voice")), "cache-control": "no-store"}
+        if m.get("ttfa_s") is not None:
+            out["x-kokoro-ttfa-seconds"] = f"{m['ttfa_s']:.4f}"
+        if m.get("total_s") is not None:
+            out["x-kokoro-synthesis-seconds"] = f"{m['total_s']:.4f}"
+            out["x-kokoro-audio-seconds"] = f"{m['audio_s']:.4f}"
+            out["x-kokoro-provider"] = str(m.get("provider"))
+        return out
+
+    def complete(self) -> None:
+        self.done = True
+        total = time.perf_counter() - self.t0
+        ttfb = self.ttfb if self.ttfb is not None else total
+        self.state.metrics.finished(self.fmt, self.live, self.stream.metrics, ttfb, total)
+
+    def close(self) -> None:
+        """Stop synthesis if the audio did not go out complete (the client left).
+
+        Called on the event loop once no worker thread holds this request: a cancelled
+        `run` waits for its thread before the cancellation lands."""
+        if self.closed:
+            return
+        self.closed = True
+        if not self.done:
+            self.state.metrics.disconnects.inc()
+        self.stream.close()
+        if isinstance(self.encoder, SoundfileStream):
+            self.encoder.close()
+        self.state.metrics.in_flight.dec()
+
+
+async def speak(state: ServerState, body: SpeechRequest, request: Request) -> Response:
+    request.state.response_format = body.response_format
+    voice = check_request(body, state.max_input_chars)
+    engine = state.require_engine()
+    live = _streams(body)
+    stream = await state.run(engine.stream, body.input, voice, body.speed, body.lang)
+    state.metrics.in_flight.inc()
+    speech = Speech(state, body, stream, live)
+    try:
+        # The first chunk comes before the status line, so text the engine cannot speak
+        # still gets a 4xx rather than a 200 cut short.
+        first = await state.run(speech.pull if live else speech.next_samples)
+    except KokoroError as exc:
+        speech.close()
+        raise from_kokoro(exc, during_synthesis=True) from exc
+    except BaseException:
+        speech.close()
+        raise
+    if live:
+        return _SpeechResponse(speech, first)
+    return await _whole_response(speech, first, request)
+
+
+def _streams(body: SpeechRequest) -> bool:
+    if body.response_format not in STREAMABLE:
+        return False
+    if body.stream_format == "sse":
+        return True
+    return body.response_format in STREAM_BY_DEFAULT if body.stream is None else body.stream
+
+
+async def _whole_response(speech: Speech, first: np.ndarray | None, request: Request) -> Response:
+    parts = [] if first is None else [first]
+    try:
+        while (samples := await speech.state.run(speech.next_samples)) is not None:
+            parts.append(samples)
+            if await request.is_disconnected():
+                return Response(status_code=499)  # nobody is listening; close() counts it
+        audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        data = await speech.state.run(encode_whole, audio, speech.fmt)
+        speech.ttfb = time.perf_counter() - speech.t0
+        speech.complete()
+    finally:
+        speech.close()
+    return Response(data, media_type=FORMATS[speech.fmt][0], headers=speech.headers())
+
+
+class _SpeechResponse(StreamingResponse):
+    """A StreamingResponse that always ends its request's synthesis, even when the client
+    left before the body generator ever ran (then no `finally` of its own would)."""
+
+    def __init__(self, speech: Speech, first: bytes | None) -> None:
+        media = "text/event-stream" if speech.sse else FORMATS[speech.fmt][0]
+        super().__init__(_body(speech, first), media_type=media, headers=speech.headers())
+        self.speech = speech
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.speech.close()
+
+
+async def _body(speech: Speech, first: bytes | None) -> AsyncIterator[bytes]:
+    """Audio bytes as synthesized. A client that leaves cancels this generator (Starlette
+    watches for http.disconnect), and `finally` stops the engine's remaining pieces."""
+    try:
+        data = first
+        while data is not None:
+            if data:
+                if speech.ttfb is None:
+                    speech.ttfb = time.perf_counter() - speech.t0
+                yield _sse_delta(data) if speech.sse else data
+            data = await speech.state.run(speech.pull)
+        if speech.sse:
+            yield _sse_done(speech.stream.metrics)
+        speech.complete()
+    finally:
+        speech.close()
+
+
+def _sse_delta(data: bytes) -> bytes:
+    event = {"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")}
+    return f"data: {json.dumps(event)}\n\n".encode()
+
+
+def _sse_done(metrics: dict[str, Any]) -> bytes:
+    chars = int(metrics.get("chars") or 0)
+    usage = {"input_tokens": chars, "output_tokens": 0, "total_tokens": chars}
+    return f"data: {json.dumps({'type': 'speech.audio.done', 'usage': usage})}\n\n".encode()

@@ -1,0 +1,138 @@
+"""Running the speech app under uvicorn: in the foreground (CLI) or a daemon thread (notebook)."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvicorn
+from fastapi import FastAPI
+
+from kokoro_engine import Engine, KokoroError
+
+_HEALTH_TIMEOUT_S = 60.0  # a cold machine can take this long to import and answer
+
+
+@dataclass
+class _Running:
+    server: uvicorn.Server
+    thread: threading.Thread
+    app: FastAPI
+    host: str
+    port: int
+    url: str
+
+
+_running: _Running | None = None
+_lock = threading.Lock()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, opened here so a taken port is a clear KokoroError."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise KokoroError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); pick another port with --port"
+        ) from None
+    sock.listen(2048)
+    return sock
+
+
+def base_url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # listening everywhere: loopback is one address that answers
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve_foreground(app: FastAPI, host: str, port: int) -> None:
+    """Serve until Ctrl-C (uvicorn handles the signals and shuts down gracefully)."""
+    sock = bind(host, port)
+    url = base_url(host, port)
+    print(f"kokoro-nb: OpenAI speech API at {url}/v1/audio/speech (warming up…)", flush=True)
+    config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def serve_background(make_app: Callable[[], FastAPI], engine: Engine, host: str, port: int) -> str:
+    global _running
+    with _lock:
+        running = _running
+        if running is not None and running.thread.is_alive():
+            return _reuse(running, engine, host, port)
+        sock = bind(host, port)
+        app = make_app()
+        # Quiet: access lines would land in the notebook's output on every request.
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, timeout_graceful_shutdown=2
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="kokoro-server", daemon=True
+        )
+        thread.start()
+        bound_port = sock.getsockname()[1]
+        url = base_url(host, bound_port)
+        try:
+            _wait_healthy(url, thread)
+        except BaseException:
+            server.should_exit = True
+            thread.join(5)
+            sock.close()
+            raise
+        _running = _Running(server, thread, app, host, bound_port, url)
+        return url
+
+
+def _reuse(running: _Running, engine: Engine, host: str, port: int) -> str:
+    if port not in (0, running.port) or host != running.host:
+        raise KokoroError(
+            f"a speech server is already running at {running.url}; stop it first "
+            "(%kokoro serve --stop, or stop_background()) to serve on another address"
+        )
+    running.app.state.kokoro.engine = engine  # same server, now on the engine asked for
+    return running.url
+
+
+def _wait_healthy(url: str, thread: threading.Thread) -> None:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    deadline = time.monotonic() + _HEALTH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise KokoroError(f"the speech server at {url} stopped while starting; see its log")
+        if _health_ok(host.strip("[]"), int(port)):
+            return
+        time.sleep(0.02)
+    raise KokoroError(
+        f"the speech server at {url} did not answer /health within {_HEALTH_TIMEOUT_S:.0f} s"
+    )
+
+
+def _health_ok(host: str, port: int) -> bool:
+    conn = http.client.HTTPConnection(host, port, timeout=2)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
+def stop_serving(timeout: float = 10.0) -> bool:
+    global _running
+    with _lock:
+        running, _running = _running, None
+        if running is None or not running.thread.is_alive():
+            return False
+        running.server.should_exit = True
+        running.thread.join(timeout)
+        return True
