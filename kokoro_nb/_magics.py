@@ -189,6 +189,21 @@ def _resolve(path: str, namespace: Mapping[str, Any]) -> Any:
     return value
 
 
+def _show_from(exc: BaseException, filename: str, shell: Any) -> None:
+    """Let IPython show `exc`'s traceback from the cell's own code on, without the magic's frames."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    if tb is None or hasattr(exc, "_render_traceback_"):
+        return
+    user_tb = tb
+
+    def render() -> list[str]:
+        return list(shell.InteractiveTB.structured_traceback(type(exc), exc, user_tb))
+
+    exc._render_traceback_ = render  # type: ignore[attr-defined]
+
+
 def _spoken_error(exc: BaseException) -> str:
     """An error as a sentence worth hearing: 'ZeroDivisionError' → 'Zero Division Error'."""
     if isinstance(exc, KeyboardInterrupt):
@@ -312,13 +327,17 @@ class SpeakMagics(Magics):
         assert shell is not None
         code = shell.transform_cell(cell)
         filename = shell.compile.cache(code, shell.execution_count, raw_code=cell)
-        tree = ast.parse(code, filename)
-        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        exec(compile(tree, filename, "exec"), shell.user_global_ns, shell.user_ns)
-        if last is None:
-            return None
-        expression = ast.Expression(last.value)
-        return eval(compile(expression, filename, "eval"), shell.user_global_ns, shell.user_ns)
+        try:
+            tree = ast.parse(code, filename)
+            last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+            exec(compile(tree, filename, "exec"), shell.user_global_ns, shell.user_ns)
+            if last is None:
+                return None
+            expression = ast.Expression(last.value)
+            return eval(compile(expression, filename, "eval"), shell.user_global_ns, shell.user_ns)
+        except Exception as exc:
+            _show_from(exc, filename, shell)
+            raise
 
     # --- %kokoro ---------------------------------------------------------------------------
 

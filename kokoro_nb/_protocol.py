@@ -8,6 +8,7 @@ the tests (and a fuzzer) share one definition. Kernel → browser: ``start``, ``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
@@ -157,6 +158,7 @@ class StreamWriter:
         self.count = 0  # chunk messages sent so far (the next seq)
         self.samples = 0  # samples sent so far (the next offset)
         self.finished = False
+        self.sent_at: list[float] = []  # perf_counter() of each chunk message (for profiles)
 
     def start(
         self, title: str, voice: str, speed: float, queue: bool = False, chars: int = 0
@@ -190,6 +192,7 @@ class StreamWriter:
                 "text": short(text, TEXT_CHARS),
             }
             self._send(content, [part])
+            self.sent_at.append(time.perf_counter())
             self.count += 1
             self.samples += len(part) // 2
             parts += 1

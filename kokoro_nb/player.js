@@ -115,6 +115,19 @@ function wavBlob(chunks, rate, samples) {
   return new Blob([header, ...chunks.map((c) => c.pcm)], { type: "audio/wav" });
 }
 
+const SENTENCE = /[^.!?…。！？]+(?:[.!?…。！？]+["'”’)\]]*|$)\s*/g;
+
+function sentenceAt(text, fraction) {
+  const sentences = text.match(SENTENCE) || [text];
+  const total = sentences.reduce((n, x) => n + x.length, 0) || 1;
+  let seen = 0;
+  for (const sentence of sentences) {
+    seen += sentence.length;
+    if (seen / total > fraction) return sentence.trim();
+  }
+  return sentences[sentences.length - 1].trim();
+}
+
 function newStream(id) {
   return {
     id,
@@ -128,6 +141,7 @@ function newStream(id) {
     pending: new Map(), // seq → chunk, waiting for the chunks before it
     chunks: [], // released in seq order: {seq, offset, n, piece, text, pcm, buffer}
     arrival: [], // seqs in the order they arrived (tests check reordering)
+    arrivalMs: [], // when each arrived, ms after the stream began
     next: 0, // the next seq to release
     samples: 0, // samples released (contiguous)
     gaps: 0, // chunks whose offset did not continue the previous one (never, by protocol)
@@ -156,7 +170,8 @@ class Player {
     this.stalls = 0;
     this.stallCount = 0;
     this.wantPlay = false;
-    this.firstAudioMs = null;
+    this.firstAudioMs = null; // from the stream's first message to its first scheduled audio
+    this.firstAudioAt = null; // performance.now() of that moment
     this.timer = null;
   }
 
@@ -212,6 +227,7 @@ class Player {
     const pcm = int16Of(buffers && buffers[0]);
     if (!Number.isInteger(seq) || seq < s.next || s.pending.has(seq) || !pcm) return;
     s.arrival.push(seq);
+    s.arrivalMs.push(Math.round(performance.now() - s.began));
     s.pending.set(seq, {
       seq,
       offset: Number(msg.offset) || 0,
@@ -250,6 +266,7 @@ class Player {
     this.stallCount = 0;
     this.pausedAt = 0;
     this.firstAudioMs = null;
+    this.firstAudioAt = null;
     this.wantPlay = true;
     this.setState("buffering");
   }
@@ -334,7 +351,10 @@ class Player {
         duration: (chunk.n - skip) / s.rate,
         stall,
       });
-      if (this.firstAudioMs === null) this.firstAudioMs = performance.now() - s.began;
+      if (this.firstAudioMs === null) {
+        this.firstAudioAt = performance.now();
+        this.firstAudioMs = this.firstAudioAt - s.began;
+      }
     }
     this.ensureTimer();
   }
@@ -485,15 +505,23 @@ class Player {
   }
 
   currentText() {
+    // The sentence being spoken: find the piece playing, then place its sentences along
+    // the piece's samples in proportion to their length (the engine gives no word times).
     const s = this.s;
-    if (!s) return "";
+    if (!s || !s.chunks.length) return s ? s.title : "";
     const pos = this.position();
-    let text = "";
+    let first = null;
+    let end = 0;
     for (const chunk of s.chunks) {
       if (chunk.offset > pos) break;
-      text = chunk.text;
+      if (!first || chunk.piece !== first.piece) first = chunk;
+      end = chunk.offset + chunk.n;
     }
-    return text || s.title;
+    if (!first) return s.title;
+    for (const chunk of s.chunks) {
+      if (chunk.piece === first.piece && chunk.offset >= end) end = chunk.offset + chunk.n;
+    }
+    return sentenceAt(first.text, (pos - first.offset) / Math.max(1, end - first.offset));
   }
 
   statusText() {
@@ -537,6 +565,7 @@ class Player {
       rate: s ? s.rate : 0,
       received: s ? s.next : 0,
       arrival: s ? s.arrival.slice() : [],
+      arrivalMs: s ? s.arrivalMs.slice() : [],
       samples: s ? s.samples : 0,
       gaps: s ? s.gaps : 0,
       complete: s ? s.complete : false,
@@ -545,6 +574,7 @@ class Player {
       stalls: this.stalls,
       stallCount: this.stallCount,
       firstAudioMs: this.firstAudioMs,
+      firstAudioAt: this.firstAudioAt,
       position: this.position() / (s ? s.rate : 24000),
     };
   }
