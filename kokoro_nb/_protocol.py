@@ -133,6 +133,7 @@ class Transport(Protocol):
 class Sent:
     content: dict[str, Any]
     buffers: list[bytes]
+    at: float = field(default_factory=time.perf_counter)
 
 
 class RecordingTransport:

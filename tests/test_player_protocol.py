@@ -1,0 +1,449 @@
+"""The player's wire protocol without a browser: a recording transport (or comm) stands in for it.
+
+Pure protocol properties (splitting, reordering, stale streams, validation) run on
+synthetic audio; the end-to-end checks drive the real engine through a Player widget whose
+messages are recorded and reassembled as the browser would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import comm
+import numpy as np
+import pytest
+from comm.base_comm import BaseComm
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kokoro_nb._player import Player
+from kokoro_nb._protocol import (
+    MAX_BUFFER_BYTES,
+    Abort,
+    Ack,
+    ChunkMsg,
+    End,
+    ProtocolError,
+    Reassembler,
+    RecordingTransport,
+    Start,
+    State,
+    Stop,
+    StreamWriter,
+    decode,
+    pcm16,
+)
+from kokoro_nb._session import set_engine
+from kokoro_nb._speech import Options, speak
+
+PARAGRAPH = (
+    "The first sentence is short. The second one takes a little longer to say out loud. "
+    "A third follows it, and then a fourth. The fifth sentence ends the paragraph."
+)
+
+
+def tone(seconds: float, rate: int = 24000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def write_stream(
+    transport: RecordingTransport, stream: int, parts: list[np.ndarray]
+) -> StreamWriter:
+    writer = StreamWriter(transport, stream)
+    writer.start("Some text", "af_heart", 1.0, chars=9)
+    for piece, samples in enumerate(parts):
+        writer.chunk(samples, f"piece {piece}", piece)
+    writer.end({"ttfa_s": 0.5, "audio_s": 1.0, "total_s": 0.4, "pieces": [{"seq": 0}]})
+    return writer
+
+
+# --- encoding ------------------------------------------------------------------------------
+
+
+def test_a_stream_is_start_numbered_chunks_and_end() -> None:
+    transport = RecordingTransport()
+    parts = [tone(0.5), tone(1.0), tone(0.25)]
+    write_stream(transport, 1, parts)
+    messages = transport.decoded()
+    assert isinstance(messages[0], Start) and messages[0].chars == 9
+    chunks = [m for m in messages if isinstance(m, ChunkMsg)]
+    assert [c.seq for c in chunks] == [0, 1, 2]
+    assert [c.offset for c in chunks] == [0, 12000, 36000]
+    end = messages[-1]
+    assert isinstance(end, End) and end.count == 3 and end.samples == 42000
+    assert set(end.metrics) == {"ttfa_s", "audio_s", "total_s"}  # a summary, not the piece list
+
+
+def test_large_chunks_are_split_under_the_buffer_limit() -> None:
+    transport = RecordingTransport()
+    long_piece = tone(12.0)  # 288,000 samples = 576,000 bytes
+    write_stream(transport, 1, [long_piece])
+    buffers = [b for sent in transport.sent for b in sent.buffers]
+    assert len(buffers) == 5
+    assert all(len(b) <= MAX_BUFFER_BYTES for b in buffers)
+    chunks = [m for m in transport.decoded() if isinstance(m, ChunkMsg)]
+    assert {c.piece for c in chunks} == {0} and {c.text for c in chunks} == {"piece 0"}
+    assert b"".join(c.pcm for c in chunks) == pcm16(long_piece)
+
+
+def test_pcm16_is_little_endian_clipped_and_rounded() -> None:
+    data = pcm16(np.array([0.0, 1.0, -1.0, 2.0, -2.0, 0.5], np.float32))
+    assert np.frombuffer(data, "<i2").tolist() == [0, 32767, -32767, 32767, -32767, 16384]
+
+
+def test_a_stream_ends_exactly_once() -> None:
+    transport = RecordingTransport()
+    writer = StreamWriter(transport, 3)
+    writer.chunk(tone(0.1), "x", 0)
+    writer.abort("stopped")
+    writer.end()
+    writer.abort("error", "late")
+    finals = [m for m in transport.decoded() if isinstance(m, (End, Abort))]
+    assert finals == [Abort(3, 1, 2400, "stopped", "")]
+
+
+# --- reassembly (the browser's rules) -----------------------------------------------------------
+
+
+def test_reassembler_restores_the_audio_from_any_order() -> None:
+    transport = RecordingTransport()
+    parts = [tone(0.3), tone(3.5), tone(0.2)]
+    write_stream(transport, 1, parts)
+    messages = transport.decoded()
+    random.Random(4).shuffle(messages)
+    browser = Reassembler()
+    for message in messages:
+        browser.feed(message)
+    assert browser.complete and browser.start is not None
+    assert browser.audio().tobytes() == pcm16(np.concatenate(parts))
+
+
+def test_messages_of_an_older_stream_are_stale() -> None:
+    transport = RecordingTransport()
+    write_stream(transport, 1, [tone(0.2)])
+    old = transport.decoded()
+    transport.sent.clear()
+    write_stream(transport, 2, [tone(0.4)])
+    new = transport.decoded()
+    browser = Reassembler()
+    browser.feed(new[1])  # a chunk of stream 2 before its start: it begins stream 2
+    for message in old:
+        browser.feed(message)
+    for message in new[:1] + new[2:]:
+        browser.feed(message)
+    assert browser.stream == 2 and browser.stale == len(old)
+    assert browser.complete and browser.samples == 9600
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 150_000), min_size=1, max_size=6),
+    seed=st.integers(0, 2**32 - 1),
+    stop_after=st.integers(0, 6),
+)
+def test_any_delivery_order_reassembles_exactly(
+    lengths: list[int], seed: int, stop_after: int
+) -> None:
+    """Fuzz: split, shuffle, interleave a stale stream, maybe abort; the audio always survives."""
+    rng = np.random.default_rng(seed)
+    parts = [rng.uniform(-1, 1, n).astype(np.float32) for n in lengths]
+    transport = RecordingTransport()
+    write_stream(transport, 1, [tone(0.05)])
+    writer = StreamWriter(transport, 2)
+    writer.start("t", "v", 1.0)
+    for piece, samples in enumerate(parts[:stop_after] if stop_after < len(parts) else parts):
+        writer.chunk(samples, "t", piece)
+    if stop_after < len(parts):
+        writer.abort("stopped")
+        sent = parts[:stop_after]
+    else:
+        writer.end()
+        sent = parts
+    messages = transport.decoded()
+    order = list(range(len(messages)))
+    random.Random(seed).shuffle(order)
+    browser = Reassembler()
+    for index in order:
+        browser.feed(messages[index])
+    assert browser.stream == 2 and browser.complete
+    expected = pcm16(np.concatenate(sent)) if sent else b""
+    assert browser.audio().tobytes() == expected
+
+
+def test_reassembler_rejects_broken_streams() -> None:
+    chunk = ChunkMsg(1, 0, 0, 0, "x", b"\x00\x00")
+    browser = Reassembler()
+    browser.feed(chunk)
+    with pytest.raises(ProtocolError, match="twice"):
+        browser.feed(chunk)
+    with pytest.raises(ProtocolError, match="expected 0"):
+        Reassembler().feed(ChunkMsg(1, 0, 5, 0, "x", b"\x00\x00"))
+    with pytest.raises(ProtocolError, match="announced 3 samples"):
+        browser.feed(End(1, 1, 3))
+    with pytest.raises(ProtocolError, match="browser to the kernel"):
+        browser.feed(Ack(1, 0, 1))
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "buffers", "problem"),
+    [
+        ([], [], "JSON object"),
+        ({"type": "nope"}, [], "unknown message type"),
+        (
+            {"type": "chunk", "stream": 1, "seq": 0, "offset": 0, "piece": 0, "text": ""},
+            [],
+            "exactly one buffer",
+        ),
+        (
+            {"type": "chunk", "stream": 1, "seq": 0, "offset": 0, "piece": 0, "text": ""},
+            [b"\x00"],
+            "whole number",
+        ),
+        (
+            {"type": "chunk", "stream": 1, "seq": 0, "offset": 0, "piece": 0, "text": ""},
+            [bytes(MAX_BUFFER_BYTES + 2)],
+            "exceeds",
+        ),
+        (
+            {"type": "chunk", "stream": 1, "seq": -1, "offset": 0, "piece": 0},
+            [b"\x00\x00"],
+            "seq must be",
+        ),
+        (
+            {"type": "chunk", "stream": 0, "seq": 0, "offset": 0, "piece": 0},
+            [b"\x00\x00"],
+            "stream must be",
+        ),
+        (
+            {"type": "chunk", "stream": 1, "seq": True, "offset": 0, "piece": 0},
+            [b"\x00\x00"],
+            "seq must be",
+        ),
+        ({"type": "start", "stream": 1, "rate": 24000, "queue": "yes"}, [], "queue must be"),
+        ({"type": "start", "stream": 1, "rate": 24000, "speed": float("nan")}, [], "speed must be"),
+        (
+            {"type": "end", "stream": 1, "count": 0, "samples": 0},
+            [b"\x00\x00"],
+            "no binary buffers",
+        ),
+        (
+            {"type": "end", "stream": 1, "count": 0, "samples": 0, "metrics": []},
+            [],
+            "metrics must be",
+        ),
+        (
+            {"type": "abort", "stream": 1, "count": 0, "samples": 0, "reason": "bored"},
+            [],
+            "reason must be",
+        ),
+        ({"type": "ack", "stream": 1, "seq": -2, "samples": 0}, [], "seq must be"),
+        ({"type": "state", "stream": 1, "state": "dancing"}, [], "state must be"),
+        ({"type": "stop"}, [], "stream must be"),
+    ],
+)
+def test_decode_rejects_what_the_protocol_forbids(
+    content: Any, buffers: list[bytes], problem: str
+) -> None:
+    with pytest.raises(ProtocolError, match=problem):
+        decode(content, buffers)
+
+
+def test_decode_accepts_the_browsers_messages() -> None:
+    assert decode({"type": "ack", "stream": 2, "seq": -1, "samples": 0}) == Ack(2, -1, 0)
+    assert decode({"type": "stop", "stream": 2}) == Stop(2)
+    assert decode({"type": "state", "stream": 2, "state": "playing", "position": 1.5}) == State(
+        2, "playing", 1.5
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "type",
+                "stream",
+                "seq",
+                "offset",
+                "piece",
+                "text",
+                "count",
+                "samples",
+                "reason",
+                "state",
+            ]
+        ),
+        st.one_of(
+            st.none(),
+            st.booleans(),
+            st.integers(-3, 3),
+            st.text(max_size=5),
+            st.sampled_from(["chunk", "end", "abort", "ack", "stop", "state", "start"]),
+        ),
+    ),
+    st.lists(st.binary(max_size=6), max_size=2),
+)
+def test_decode_never_fails_other_than_with_protocol_error(
+    content: dict[str, Any], buffers: list[bytes]
+) -> None:
+    with contextlib.suppress(ProtocolError):
+        decode(content, buffers)
+
+
+# --- the widget's real comm path ------------------------------------------------------------------
+
+
+class RecordingComm(BaseComm):
+    """A comm that keeps what the widget publishes instead of sending it to a frontend."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.published: list[tuple[str, Any, list[bytes]]] = []
+        super().__init__(**kwargs)
+
+    def publish_msg(
+        self,
+        msg_type: str,
+        data: Any = None,
+        metadata: Any = None,
+        buffers: Any = None,
+        **keys: Any,
+    ) -> None:
+        self.published.append((msg_type, data, [bytes(b) for b in buffers or []]))
+
+    def custom(self) -> list[tuple[dict[str, Any], list[bytes]]]:
+        return [
+            (data["content"], buffers)
+            for kind, data, buffers in self.published
+            if kind == "comm_msg" and data.get("method") == "custom"
+        ]
+
+    def from_browser(self, content: dict[str, Any]) -> None:
+        self.handle_msg(
+            {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
+        )
+
+
+@pytest.fixture
+def recorded_comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
+    made: list[RecordingComm] = []
+
+    def create(**kwargs: Any) -> RecordingComm:
+        made.append(RecordingComm(**kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(comm, "create_comm", create)
+    yield made
+
+
+def test_player_sends_chunks_as_binary_widget_messages(recorded_comms: list[RecordingComm]) -> None:
+    player = Player()
+    assert player.player_id and player._esm.startswith("/*")  # the module, inlined: no CDN
+    writer = player.open_stream()
+    writer.start("Hi", "af_heart", 1.0)
+    writer.chunk(tone(0.5), "Hi", 0)
+    writer.end()
+    sent = recorded_comms[-1].custom()
+    assert [content["type"] for content, _ in sent] == ["start", "chunk", "end"]
+    assert len(sent[1][1]) == 1 and len(sent[1][1][0]) == 24000
+    browser = Reassembler()
+    for content, buffers in sent:
+        browser.feed(decode(content, buffers))
+    assert browser.complete and browser.audio().tobytes() == pcm16(tone(0.5))
+
+
+def test_player_hears_the_browser(recorded_comms: list[RecordingComm]) -> None:
+    stopped = threading.Event()
+    player = Player()
+    writer = player.open_stream(on_stop=stopped.set)
+    channel = recorded_comms[-1]
+    channel.from_browser({"type": "ack", "stream": writer.stream, "seq": 4, "samples": 100})
+    channel.from_browser(
+        {"type": "state", "stream": writer.stream, "state": "blocked", "position": 0}
+    )
+    channel.from_browser({"type": "nonsense"})  # recorded, never raised into the kernel
+    channel.from_browser({"type": "stop", "stream": writer.stream + 1})  # not this stream
+    assert not stopped.is_set()
+    channel.from_browser({"type": "stop", "stream": writer.stream})
+    assert stopped.is_set()
+    assert player.acks[writer.stream] == Ack(writer.stream, 4, 100)
+    assert player.states[writer.stream].state == "blocked"
+    assert player.errors == ["unknown message type 'nonsense'"]
+
+
+# --- end to end with the real engine ------------------------------------------------------------
+
+
+@pytest.fixture
+def engine_ready(engine: Any) -> Any:
+    set_engine(engine)
+    return engine
+
+
+class StoppingTransport(RecordingTransport):
+    """Presses the browser's Stop as soon as the first chunk message goes out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.player: Player | None = None
+
+    def send(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
+        super().send(content, buffers)
+        if content["type"] == "chunk" and content["seq"] == 0 and self.player is not None:
+            self.player.receive(Stop(content["stream"]))
+
+
+def test_engine_stream_reaches_the_browser_intact(engine_ready: Any) -> None:
+    transport = RecordingTransport()
+    speech = speak(PARAGRAPH, Options(), player=Player(transport=transport), display=False)
+    audio = speech.wait(300)
+    assert speech.state == "done" and audio is not None
+    browser = Reassembler()
+    for message in transport.decoded():
+        browser.feed(message)
+    assert browser.complete and isinstance(browser.final, End)
+    assert browser.audio().tobytes() == pcm16(audio.samples)
+    assert browser.final.metrics["audio_s"] == pytest.approx(audio.duration_s, abs=0.01)
+    assert browser.texts[0] and browser.texts[0] in PARAGRAPH
+
+
+def test_browser_stop_closes_the_engine_stream(engine_ready: Any) -> None:
+    transport = StoppingTransport()
+    player = Player(transport=transport)
+    transport.player = player
+    text = PARAGRAPH.replace("first", "opening")  # not cached: synthesis is really under way
+    speech = speak(text, Options(), player=player, display=False)
+    speech.wait(300)
+    messages = transport.decoded()
+    assert speech.state == "stopped" and speech.reason == "stopped"
+    assert speech.metrics["complete"] is False
+    assert speech.chunks == 1  # the stream ended right after the first chunk
+    final = messages[-1]
+    assert isinstance(final, Abort) and final.reason == "stopped"
+    assert final.count == sum(isinstance(m, ChunkMsg) for m in messages)
+
+
+def test_a_new_utterance_supersedes_and_a_queued_one_waits(engine_ready: Any) -> None:
+    first_t, second_t, third_t = RecordingTransport(), RecordingTransport(), RecordingTransport()
+    first = speak(
+        PARAGRAPH.replace("first", "initial"),
+        Options(),
+        player=Player(transport=first_t),
+        display=False,
+    )
+    second = speak("Second.", Options(), player=Player(transport=second_t), display=False)
+    third = speak("Third.", Options(queue=True), player=Player(transport=third_t), display=False)
+    third.wait(300)
+    assert first.state == "stopped" and first.reason == "superseded"
+    assert isinstance(first_t.decoded()[-1], Abort)
+    assert second.state == third.state == "done"
+    assert second_t.sent[-1].at <= third_t.sent[0].at  # the queued one waited for its turn
+    start = third_t.decoded()[0]
+    assert isinstance(start, Start) and start.queue
