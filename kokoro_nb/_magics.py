@@ -27,7 +27,7 @@ _active: SpeakMagics | None = None
 SPEAK_USAGE = """\
 %%speak [-v VOICE] [-s SPEED] [-l LANG] [--no-stream] [--save PATH] [--profile]
         [-o VAR] [--queue] [--wait] [--after MESSAGE] [--raw]
-%speak [options] text to say
+%speak [options] text to say      (quote a question: %speak "Ready?")
 %speak --ui [text]            voice, speed and blend controls
 
 Speaks the cell body (or the rest of the line). {name} is filled from your variables
@@ -139,6 +139,17 @@ def _unquote(token: str) -> str:
         except ValueError:
             return token[1:-1]
     return token
+
+
+def _unquote_text(text: str) -> str:
+    """The line magic's text without one pair of enclosing quotes.
+
+    IPython reads a line that ends in "?" as a help request, so a question has to be
+    quoted: %speak "Is it raining?"
+    """
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
 
 
 _FIELD = re.compile(
@@ -268,7 +279,7 @@ class SpeakMagics(Magics):
             raise UsageError(
                 f"%%speak: unexpected {rest!r} on the magic line; the text goes in the cell"
             )
-        text = rest if cell is None else cell
+        text = _unquote_text(rest) if cell is None else cell
         if args.ui:
             from ._controls import controls
 

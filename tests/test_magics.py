@@ -1,0 +1,296 @@
+"""%%speak, %speak, %kokoro and say() through a real IPython shell and the real engine.
+
+Display output is captured with IPython's CapturingDisplayPublisher; the widget's comm is
+the default no-kernel one (the protocol tests cover what it would send).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import soundfile
+from hypothesis import given
+from hypothesis import strategies as st
+from IPython.core.displaypub import CapturingDisplayPublisher
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+import kokoro_nb
+from kokoro_nb._magics import SpeakMagics, fill, split_options
+from kokoro_nb._profile_view import ProfileView
+from kokoro_nb._session import set_engine
+from kokoro_nb._speech import Speech, conductor
+
+HELLO = "Hello from the test suite."
+
+
+@pytest.fixture(scope="module")
+def ip(engine: Any) -> Iterator[InteractiveShell]:
+    set_engine(engine)
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "kokoro_nb")
+    yield shell
+    conductor.stop_all()
+    shell.run_line_magic("unload_ext", "kokoro_nb")
+
+
+@pytest.fixture
+def outputs(ip: InteractiveShell) -> Iterator[list[dict[str, Any]]]:
+    publisher = CapturingDisplayPublisher()
+    saved, ip.display_pub = ip.display_pub, publisher
+    yield publisher.outputs
+    ip.display_pub = saved
+
+
+def run(ip: InteractiveShell, source: str) -> Any:
+    result = ip.run_cell(source)
+    if result.error_before_exec or result.error_in_exec:
+        raise result.error_before_exec or result.error_in_exec
+    return result.result
+
+
+def spoken(ip: InteractiveShell, source: str, name: str = "s") -> Speech:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # phoneme warnings for braces left in on purpose
+        run(ip, source)
+        speech = ip.user_ns[name]
+        speech.wait(300)
+    assert isinstance(speech, Speech)
+    return speech
+
+
+# --- %%speak -------------------------------------------------------------------------------
+
+
+def test_cell_is_filled_from_the_namespace_and_read_as_prose(
+    ip: InteractiveShell, outputs: list[dict[str, Any]]
+) -> None:
+    ip.user_ns.update(who="World", score=0.98765)
+    speech = spoken(
+        ip, "%%speak -o s\n# Greeting\nHello **{who}**, you scored {score:.2f}; {nobody} stays."
+    )
+    assert "World" in speech.text and "0.99" in speech.text and "{nobody}" in speech.text
+    assert "**" not in speech.text and "#" not in speech.text
+    assert speech.state == "done" and speech.audio is not None and speech.audio.duration_s > 1
+    # The player, an empty slot, then the slot updated with the finished clip.
+    assert "application/vnd.jupyter.widget-view+json" in outputs[0]["data"]
+    assert outputs[1]["data"] == {"text/plain": ""} and outputs[1]["transient"]["display_id"]
+    final = outputs[-1]
+    assert final["update"] and final["transient"] == outputs[1]["transient"]
+    assert '<audio controls src="data:audio/wav;base64,UklGR' in final["data"]["text/html"]
+    assert "audio clip" in final["data"]["text/plain"]
+
+
+def test_the_cell_returns_before_the_audio_is_done(ip: InteractiveShell) -> None:
+    run(ip, "%%speak -o s\nThis sentence is being synthesized while the next cell already runs.")
+    speech = ip.user_ns["s"]
+    assert run(ip, "1 + 1") == 2  # the kernel is free while the worker synthesizes
+    speech.wait(300)
+    assert speech.state == "done"
+
+
+def test_config_sets_the_defaults_of_magics_and_say(ip: InteractiveShell) -> None:
+    run(ip, '%config SpeakMagics.voice = "bf_emma"')
+    run(ip, "%config SpeakMagics.speed = 1.2")
+    try:
+        line = spoken(ip, f"%speak -o s {HELLO}")
+        from_code = kokoro_nb.say(HELLO, display=False)
+        from_code.wait(300)
+        assert line.options.voice == from_code.options.voice == "bf_emma"
+        assert line.options.speed == from_code.options.speed == 1.2
+        assert line.metrics["lang"] == "en-gb"
+        assert run(ip, "%config SpeakMagics.voice") == "bf_emma"
+    finally:
+        run(ip, '%config SpeakMagics.voice = "af_heart"')
+        run(ip, "%config SpeakMagics.speed = 1.0")
+
+
+def test_line_magic_keeps_the_text_as_typed(ip: InteractiveShell) -> None:
+    speech = spoken(ip, "%speak -s 1.25 -v am_adam -o s It's -5 degrees, isn't it.")
+    assert speech.text == "It's -5 degrees, isn't it."
+    # A line ending in "?" is an IPython help request unless quoted.
+    assert spoken(ip, '%speak -o s "Isn\'t it cold?"').text == "Isn't it cold?"
+    assert (speech.options.speed, speech.options.voice) == (1.25, "am_adam")
+
+
+def test_engine_errors_show_as_one_line(ip: InteractiveShell) -> None:
+    result = ip.run_cell(f"%speak -v no_such_voice {HELLO}")
+    error = result.error_in_exec
+    assert type(error).__name__ == "VoiceError"
+    rendered = error._render_traceback_()  # type: ignore[union-attr]
+    assert len(rendered) == 1 and "VoiceError: unknown voice 'no_such_voice'" in rendered[0]
+    result = ip.run_cell(f"%speak -s 9 {HELLO}")
+    assert type(result.error_in_exec).__name__ == "InputError"
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("%%speak --bogus\nText.", "unexpected '--bogus'"),
+        ("%%speak -s fast\nText.", "invalid float value"),
+        ("%%speak\n   ", "nothing to say"),
+        ("%speak --after Done", "belongs to the cell magic"),
+    ],
+)
+def test_usage_mistakes_are_usage_errors(ip: InteractiveShell, source: str, problem: str) -> None:
+    with pytest.raises(UsageError, match=problem):
+        run(ip, source)
+
+
+def test_help(ip: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    run(ip, "%speak -h")
+    run(ip, "%kokoro help")
+    out = capsys.readouterr().out
+    assert "--after MESSAGE" in out and "%kokoro serve" in out
+
+
+def test_after_runs_the_code_then_speaks_the_message(ip: InteractiveShell) -> None:
+    result = run(ip, '%%speak --after "Done: the answer is {answer}" -o s\nanswer = 6 * 7\nanswer')
+    assert result == 42
+    speech = ip.user_ns["s"]
+    speech.wait(300)
+    assert speech.text == "Done: the answer is 42"
+
+
+def test_after_speaks_the_error_and_the_cell_still_fails(ip: InteractiveShell) -> None:
+    run(ip, "def divide(x):\n    return 1 / x")
+    result = ip.run_cell('%%speak --after "Done" -o s\ndivide(0)')
+    error = result.error_in_exec
+    assert isinstance(error, ZeroDivisionError)
+    speech = ip.user_ns["s"]
+    speech.wait(300)
+    assert speech.text == "The cell failed with Zero Division Error: division by zero."
+    shown = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(error._render_traceback_()))  # type: ignore[attr-defined]
+    assert "divide(0)" in shown and "_magics.py" not in shown  # the user's frames only
+
+
+def test_no_stream_waits_and_save_writes_the_clip(ip: InteractiveShell, tmp_path: Path) -> None:
+    target = tmp_path / "clip.wav"
+    run(ip, f"%%speak --no-stream --save {target} -o s\n{HELLO}")
+    speech = ip.user_ns["s"]
+    assert speech.done and speech.audio is not None  # no wait: the cell waited
+    data, rate = soundfile.read(target)
+    assert rate == 24000 and len(data) == len(speech.audio.samples)
+
+
+def test_profile_is_shown_with_the_clip(
+    ip: InteractiveShell, outputs: list[dict[str, Any]]
+) -> None:
+    speech = spoken(ip, f"%%speak --profile -o s\n{HELLO}")
+    html = outputs[-1]["data"]["text/html"]
+    assert "kokoro-profile" in html and "<svg" in html and "<audio" in html
+    assert "timeline" in outputs[-1]["data"]["text/plain"]
+    assert speech.profile().detail is speech.metrics or speech.profile().detail == speech.metrics
+
+
+def test_queue_waits_for_the_speech_before_it(ip: InteractiveShell) -> None:
+    run(ip, "%%speak -o a\nThe first one speaks for a while, and nobody interrupts it.")
+    run(ip, f"%%speak --queue -o b\n{HELLO}")
+    a, b = ip.user_ns["a"], ip.user_ns["b"]
+    b.wait(300)
+    assert a.state == "done" and b.state == "done"
+    assert b.options.queue
+
+
+def test_a_new_cell_stops_the_one_before(ip: InteractiveShell) -> None:
+    run(
+        ip,
+        "%%speak -o a\nThis long paragraph will not be finished. It goes on and on, sentence after sentence.",
+    )
+    b = spoken(ip, f"%%speak -o b\n{HELLO}", "b")
+    a = ip.user_ns["a"]
+    a.wait(300)
+    assert a.state == "stopped" and a.reason == "superseded" and b.state == "done"
+
+
+def test_say_from_code(ip: InteractiveShell) -> None:
+    speech = kokoro_nb.say("Said **from** code.", display=False)
+    assert speech.wait(300) is not None
+    assert speech.text == "Said from code." and "done" in repr(speech)
+    with pytest.raises(Exception, match="unknown voice") as caught:
+        kokoro_nb.say(HELLO, voice="zz_nobody", display=False)
+    assert len(caught.value._render_traceback_()) == 1  # type: ignore[attr-defined]
+
+
+# --- %kokoro -------------------------------------------------------------------------------
+
+
+def test_kokoro_status_voices_profile_and_housekeeping(ip: InteractiveShell) -> None:
+    spoken(ip, f"%speak -o s {HELLO}")
+    status = run(ip, "%kokoro")
+    text = repr(status)
+    assert "providers" in text and "SpeakMagics.voice" in text and "rss_mb" in text
+    assert "<table>" in status._repr_html_()
+    voices = run(ip, "%kokoro voices")
+    assert "British English" in repr(voices) and "bf_emma (F)" in repr(voices)
+    profile = run(ip, "%kokoro profile -n 5")
+    assert isinstance(profile, ProfileView) and 1 <= len(profile.requests) <= 5
+    assert "timeline" in repr(profile)
+    assert "warm" in run(ip, "%kokoro warmup")
+    assert "cleared" in run(ip, "%kokoro clear-cache")
+    assert "Stopped" in run(ip, "%kokoro stop")
+    assert "synthesized" in run(ip, "%kokoro wait")
+    with pytest.raises(UsageError, match="unknown command"):
+        run(ip, "%kokoro fly")
+
+
+def test_kokoro_serve_starts_and_stops_a_server(ip: InteractiveShell) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    try:
+        message = run(ip, f"%kokoro serve --port {port}")
+    except UsageError as exc:  # the server extra is not installed here
+        pytest.skip(str(exc))
+    assert f"127.0.0.1:{port}" in message
+    assert run(ip, "%kokoro serve --stop") == "Server stopped."
+    assert run(ip, "%kokoro serve --stop") == "No server was running."
+
+
+# --- the small parsers ---------------------------------------------------------------------
+
+
+def test_fill() -> None:
+    class Box:
+        value = 3
+
+    ns = {"name": "Ada", "box": Box(), "items": ["a", "b"], "d": {"k": 1}, "x": 2.5}
+    assert fill("Hi {name}!", ns) == "Hi Ada!"
+    assert (
+        fill("{box.value} {items[1]} {items[-1]} {d['k']} {x:.1f} {name!r}", ns)
+        == "3 b b 1 2.5 'Ada'"
+    )
+    assert fill("{missing} {name.nope} {items[9]} {x:bad} {{name}} {a b} {}", ns) == (
+        "{missing} {name.nope} {items[9]} {x:bad} {name} {a b} {}"
+    )
+
+
+@given(st.text(alphabet="{}[]!:.'\"ab0 _", max_size=40))
+def test_fill_never_raises(text: str) -> None:
+    fill(text, {"a": 1, "b": [1], "ab": {"a": 2}})
+
+
+def test_split_options() -> None:
+    assert split_options("-v bf_emma -s 1.2 Hello, it's me") == (
+        ["-v", "bf_emma", "-s", "1.2"],
+        "Hello, it's me",
+    )
+    assert split_options('--after "All done, boss" --queue') == (
+        ["--after", "All done, boss", "--queue"],
+        "",
+    )
+    assert split_options("--voice=am_adam -- -v is text") == (["--voice=am_adam"], "-v is text")
+    assert split_options("-5 degrees") == ([], "-5 degrees")
+    with pytest.raises(UsageError):
+        split_options("--voice")
+
+
+def test_speak_magics_traits_are_configurable() -> None:
+    names = set(SpeakMagics.class_traits(config=True))
+    assert {"voice", "speed", "lang", "static_max_s", "static_rate", "wait", "preload"} <= names
