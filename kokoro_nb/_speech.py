@@ -155,9 +155,16 @@ class Speech:
         finally:
             if self.player is not None and self.writer is not None:
                 self.player.forget(self.writer.stream)
+            self._notify()
             self._done.set()
-            if self.options.on_done is not None:
+
+    def _notify(self) -> None:
+        # Before `done` is set, so whoever waits on the speech sees what the callback did.
+        if self.options.on_done is not None:
+            try:
                 self.options.on_done(self)
+            except Exception:
+                self.traceback += traceback.format_exc()
 
     def _wait_turn(self) -> None:
         after = self._after

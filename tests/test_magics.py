@@ -23,7 +23,7 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import kokoro_nb
 from kokoro_nb._magics import SpeakMagics, fill, split_options
-from kokoro_nb._profile_view import ProfileView
+from kokoro_nb._profile_view import ProfileView, timeline
 from kokoro_nb._session import set_engine
 from kokoro_nb._speech import Speech, conductor
 
@@ -294,3 +294,73 @@ def test_split_options() -> None:
 def test_speak_magics_traits_are_configurable() -> None:
     names = set(SpeakMagics.class_traits(config=True))
     assert {"voice", "speed", "lang", "static_max_s", "static_rate", "wait", "preload"} <= names
+
+
+# --- the profile view ----------------------------------------------------------------------
+
+PIECES = [
+    {
+        "seq": 0,
+        "text": "<script>alert(1)</script>",
+        "n_ids": 12,
+        "provider": "CPU",
+        "queue_wait_s": 0.0,
+        "inference_s": 0.5,
+        "audio_s": 1.0,
+        "rtf": 0.5,
+        "cached": False,
+        "start_s": 0.0,
+        "end_s": 0.5,
+    },
+    {
+        "seq": 1,
+        "text": "late & long",
+        "n_ids": 40,
+        "provider": "CPU",
+        "queue_wait_s": 0.4,
+        "inference_s": 1.4,
+        "audio_s": 2.0,
+        "rtf": 0.7,
+        "cached": True,
+        "start_s": 0.1,
+        "end_s": 1.9,
+    },
+]
+
+
+def test_timeline_shows_lead_and_stalls() -> None:
+    first, second = timeline(PIECES, preroll_s=0.1)
+    assert (first.play_at, first.play_end, first.lead_s, first.stall_s) == (
+        0.6,
+        1.6,
+        pytest.approx(0.1),
+        0,
+    )
+    # The second piece is needed at 1.6 s but ready at 1.9 s: playback waits 0.3 s.
+    assert second.play_at == pytest.approx(1.9) and second.stall_s == pytest.approx(0.3)
+    assert second.lead_s == pytest.approx(-0.3) and second.infer_at == pytest.approx(0.5)
+
+
+def test_profile_view_escapes_and_has_a_text_form() -> None:
+    metrics = {
+        "voice": "af_heart",
+        "speed": 1.0,
+        "ttfa_s": 0.5,
+        "audio_s": 3.0,
+        "total_s": 1.9,
+        "rtf": 0.63,
+        "provider": "CPU",
+        "pieces": PIECES,
+        "chars": 30,
+        "cached": False,
+    }
+    view = ProfileView(metrics, title="<i>mine</i>")
+    html = view._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html and "late &amp; long" in html
+    assert "&lt;i&gt;mine&lt;/i&gt;" in html and html.count("<svg") == 1
+    text = repr(view)
+    assert "stalled 1×" in text and "timeline" in text and "-0.300" in text
+    assert "#1   synth |" in text
+    many = ProfileView([metrics, {**metrics, "voice": "bf_emma"}])
+    assert "bf_emma" in repr(many) and many.detail is not None
+    assert "No requests yet" in repr(ProfileView([]))

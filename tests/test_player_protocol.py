@@ -7,9 +7,12 @@ messages are recorded and reassembled as the browser would.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import io
 import random
 import threading
+import wave
 from collections.abc import Iterator
 from typing import Any
 
@@ -39,6 +42,7 @@ from kokoro_nb._protocol import (
 )
 from kokoro_nb._session import set_engine
 from kokoro_nb._speech import Options, speak
+from kokoro_nb._static_audio import StaticAudio, resample, wav_bytes
 
 PARAGRAPH = (
     "The first sentence is short. The second one takes a little longer to say out loud. "
@@ -447,3 +451,35 @@ def test_a_new_utterance_supersedes_and_a_queued_one_waits(engine_ready: Any) ->
     assert second_t.sent[-1].at <= third_t.sent[0].at  # the queued one waited for its turn
     start = third_t.decoded()[0]
     assert isinstance(start, Start) and start.queue
+
+
+# --- the static clip kept in the output ------------------------------------------------------
+
+
+def test_static_audio_is_a_playable_wav_data_uri() -> None:
+    clip = StaticAudio(tone(1.5), caption="af_heart <voice> & co")
+    html = clip._repr_html_()
+    assert html.count("<audio controls") == 1 and "&lt;voice&gt; &amp; co" in html
+    data = base64.b64decode(clip.data_uri().split(",", 1)[1])
+    with wave.open(io.BytesIO(data)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 24000)
+        assert wav.getnframes() == 36000
+    assert "1.5 s" in repr(clip)
+
+
+def test_static_audio_is_capped_and_may_be_resampled() -> None:
+    clip = StaticAudio(tone(5.0), max_s=2.0, target_rate=16000)
+    samples, rate = clip.embedded()
+    assert clip.truncated and rate == 16000 and len(samples) == 32000
+    assert abs(samples[-1]) < 1e-3  # faded out, not cut mid-wave
+    assert "first 2 s of 5.0 s" in clip.note() and "static_max_s" in clip.note()
+    with wave.open(io.BytesIO(wav_bytes(samples, rate))) as wav:
+        assert wav.getframerate() == 16000 and wav.getnframes() == 32000
+
+
+def test_resampling_keeps_a_tone_and_removes_what_would_alias() -> None:
+    low = resample(tone(1.0), 24000, 16000)
+    assert len(low) == 16000 and 0.25 < np.abs(low).max() < 0.35
+    t = np.arange(24000) / 24000
+    high = (0.3 * np.sin(2 * np.pi * 10000 * t)).astype(np.float32)  # above 16 kHz's Nyquist
+    assert np.abs(resample(high, 24000, 16000)[100:-100]).max() < 0.03
