@@ -121,8 +121,10 @@ class Engine:
         audio_cache_mb: float = 256,
         history: int = 256,
         background_warmup: bool = True,
+        split: bool = True,
     ) -> None:
         self._closed = False
+        self._split = split and os.environ.get("KOKORO_NB_SPLIT", "1") != "0"
         self.normalize = normalize
         self.first_piece_ids = first_piece_ids
         self.growth = growth
@@ -172,11 +174,10 @@ class Engine:
             start = time.perf_counter()
             path, self.variants[provider] = self._model_for(provider)
             if provider == CPU:
-                lane = sessions.latency_lane(path)
+                lane = sessions.latency_lane(path, split=self._split)
             else:
-                lane = sessions.accelerator_lane(
-                    path, provider, self._provider_options.get(provider)
-                )
+                options = self._provider_options.get(provider)
+                lane = sessions.accelerator_lane(path, provider, options, split=self._split)
             lane.feeds["build"] = sessions.Feeds(lane.session)
             self._warm(lane, CPU_WARM_LENGTHS if lane.is_cpu else ACCELERATOR_WARM_LENGTHS)
             self.pool.add(lane)
@@ -191,7 +192,7 @@ class Engine:
             for name, threads in sessions.throughput_lane_specs():
                 if not self._wait_idle():
                     return
-                lane = sessions.cpu_lane(path, name, threads, "throughput")
+                lane = sessions.cpu_lane(path, name, threads, "throughput", split=self._split)
                 lane.feeds["build"] = sessions.Feeds(lane.session)
                 self._warm(lane, CPU_WARM_LENGTHS)
                 self.pool.add(lane)

@@ -15,6 +15,7 @@ import numpy as np
 from . import _assets as assets
 from ._errors import InputError
 from ._pool import ACCELERATORS, AUTO_ACCELERATORS, CPU, Lane
+from ._split import SplitSession, split_paths
 
 # Per-provider options a careful engineer would set by hand. Every Kokoro call has a new
 # input shape, so an exhaustive cuDNN search would re-run on every call.
@@ -132,12 +133,28 @@ def _cpu_signature() -> str:
     return f"{platform.machine()}|{platform.processor()}|{flags}"
 
 
-def cpu_lane(model: Path, name: str, threads: int, role: str) -> Lane:
-    return Lane(name, CPU, build_session(model, CPU, threads), threads, role)
+def model_session(
+    model: Path,
+    provider: str,
+    threads: int = 0,
+    options: dict[str, str] | None = None,
+    *,
+    split: bool = True,
+) -> Any:
+    """A session for `model`, as prosody + decoder parts when the graph cuts (see _split)."""
+    parts = split_paths(model, assets.cache_dir()) if split else None
+    if parts is None:
+        return build_session(model, provider, threads, options)
+    prosody, decoder = (build_session(part, provider, threads, options) for part in parts)
+    return SplitSession(prosody, decoder)
 
 
-def latency_lane(model: Path) -> Lane:
-    return cpu_lane(model, "cpu-latency", cpu_layout()[0], "latency")
+def cpu_lane(model: Path, name: str, threads: int, role: str, *, split: bool = True) -> Lane:
+    return Lane(name, CPU, model_session(model, CPU, threads, split=split), threads, role)
+
+
+def latency_lane(model: Path, *, split: bool = True) -> Lane:
+    return cpu_lane(model, "cpu-latency", cpu_layout()[0], "latency", split=split)
 
 
 def throughput_lane_specs() -> list[tuple[str, int]]:
@@ -146,11 +163,15 @@ def throughput_lane_specs() -> list[tuple[str, int]]:
     return [(f"cpu-{i + 1}", threads) for i in range(count)]
 
 
-def accelerator_lane(model: Path, provider: str, options: dict[str, str] | None = None) -> Lane:
+def accelerator_lane(
+    model: Path, provider: str, options: dict[str, str] | None = None, *, split: bool = True
+) -> Lane:
     """One session on an accelerator. `options` override PROVIDER_OPTIONS, e.g. CoreML's
     {"MLComputeUnits": "CPUAndNeuralEngine"} (or "CPUAndGPU", "CPUOnly", "ALL")."""
     short = provider.removesuffix("ExecutionProvider").lower()
-    return Lane(short, provider, build_session(model, provider, 0, options), 0, "latency")
+    return Lane(
+        short, provider, model_session(model, provider, 0, options, split=split), 0, "latency"
+    )
 
 
 class Feeds:

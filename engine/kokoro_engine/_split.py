@@ -1,0 +1,114 @@
+"""The model as two graphs, prosody then decoder, so the pad tokens' silence is never decoded.
+
+The prosody part (tokens, style, speed → aligned text features, pitch and energy curves,
+per-token frame counts) is cheap; the decoder turns frames into audio and costs ~94 % of a
+call, in proportion to the frames. Every utterance is padded with a token whose frames
+are near-silence (≈0.4 s in front): cropping them before decoding saves that work. Cutting
+the graph at these tensors reproduces the single graph bit for bit (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock
+
+# Tensors where the Kokoro v1.0 export splits (names from the torch export).
+ALIGNED = "/encoder/MatMul_1_output_0"  # [1, 512, F] text features per frame
+PITCH = "/encoder/Reshape_output_0"  # [1, 2F]
+ENERGY = "/encoder/Reshape_1_output_0"  # [1, 2F]
+DURATIONS = "/encoder/Gather_output_0"  # [T] frames per token, pads included
+SAMPLES_PER_FRAME = 600  # 25 ms at 24 kHz
+MARGIN_FRAMES = 4  # kept of the leading pad: the decoder needs a little run-up
+SPLIT_VERSION = 1
+
+
+def split_paths(model: Path, cache: Path) -> tuple[Path, Path] | None:
+    """Cached (prosody, decoder) graphs for `model`, cut on first use; None if it won't cut."""
+    stat = model.stat()
+    stem = f"{model.stem}.{stat.st_size}"
+    prosody, decoder = (
+        cache / "split" / f"{stem}.prosody.onnx",
+        cache / "split" / f"{stem}.decoder.onnx",
+    )
+    stamp = cache / "split" / f"{stem}.json"
+    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "version": SPLIT_VERSION}
+    if _fresh(stamp, key) and prosody.is_file() and decoder.is_file():
+        return prosody, decoder
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(stamp) + ".lock", timeout=600):
+            if not (_fresh(stamp, key) and prosody.is_file() and decoder.is_file()):
+                if not _cut(model, prosody, decoder):
+                    return None
+                stamp.write_text(json.dumps(key))
+    except OSError:
+        return None  # a read-only cache: run the single graph
+    return prosody, decoder
+
+
+def _fresh(stamp: Path, key: dict[str, int]) -> bool:
+    try:
+        return bool(json.loads(stamp.read_text()) == key)
+    except (OSError, ValueError):
+        return False
+
+
+def _cut(model: Path, prosody: Path, decoder: Path) -> bool:
+    import onnx
+    from onnx.utils import Extractor
+
+    graph = onnx.load(str(model))
+    produced = {out for node in graph.graph.node for out in node.output}
+    if not {ALIGNED, PITCH, ENERGY, DURATIONS} <= produced:
+        return False  # another export: names differ
+    extractor = Extractor(graph)
+    inputs = [i.name for i in graph.graph.input]
+    _save(extractor.extract_model(inputs, [ALIGNED, PITCH, ENERGY, DURATIONS]), prosody)
+    _save(
+        extractor.extract_model([ALIGNED, PITCH, ENERGY, "style"], [graph.graph.output[0].name]),
+        decoder,
+    )
+    return True
+
+
+def _save(model: Any, target: Path) -> None:
+    import onnx
+
+    fd, temp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    os.close(fd)
+    try:
+        onnx.save(model, temp)
+        os.replace(temp, target)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+
+
+class SplitSession:
+    """Two sessions that run as one: the same inputs and output as the single graph."""
+
+    def __init__(self, prosody: Any, decoder: Any) -> None:
+        self.prosody = prosody
+        self.decoder = decoder
+
+    def get_inputs(self) -> Any:
+        return self.prosody.get_inputs()
+
+    def run(
+        self, output_names: Any, feed: dict[str, Any], run_options: Any = None
+    ) -> list[np.ndarray]:
+        aligned, pitch, energy, durations = self.prosody.run(None, feed, run_options)
+        start = max(int(durations[0]) - MARGIN_FRAMES, 0)
+        end = aligned.shape[2]
+        features = {
+            ALIGNED: aligned[:, :, start:end],
+            PITCH: pitch[:, 2 * start : 2 * end],
+            ENERGY: energy[:, 2 * start : 2 * end],
+            "style": feed["style"],
+        }
+        return list(self.decoder.run(None, features, run_options))
