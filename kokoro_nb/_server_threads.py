@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import threading
@@ -59,7 +60,9 @@ def serve_foreground(app: FastAPI, host: str, port: int) -> None:
     url = base_url(host, port)
     print(f"kokoro-nb: OpenAI speech API at {url}/v1/audio/speech (warming up…)", flush=True)
     config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5)
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: that is the normal end here.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def serve_background(make_app: Callable[[], FastAPI], engine: Engine, host: str, port: int) -> str:
