@@ -214,6 +214,14 @@ class Player {
         error: String(msg.error || ""),
         metrics: msg.metrics || null,
       };
+      // Stopped from the kernel (a newer utterance, %kokoro stop): fall silent too. An
+      // error keeps playing what did arrive.
+      if (msg.type === "abort" && msg.reason !== "error" && ACTIVE.has(this.state)) {
+        this.pausedAt = this.position();
+        this.halt();
+        this.wantPlay = false;
+        this.setState("stopped");
+      }
     } else {
       return;
     }
@@ -643,8 +651,11 @@ function view(player, el) {
   const stop = button("kp-stop", "Stop", "stop", row);
   const main = element("div", "kp-main", row);
   const bar = element("div", "kp-bar", main);
-  bar.setAttribute("role", "progressbar");
-  bar.setAttribute("aria-label", "Played and buffered audio");
+  bar.setAttribute("role", "slider");
+  bar.setAttribute("aria-label", "Position (arrow keys seek)");
+  bar.setAttribute("aria-valuemin", "0");
+  bar.setAttribute("aria-valuemax", "100");
+  bar.tabIndex = 0;
   const buffered = element("div", "kp-buffered", bar);
   const played = element("div", "kp-played", bar);
   const text = element("div", "kp-text", main);
@@ -666,6 +677,13 @@ function view(player, el) {
     const box = bar.getBoundingClientRect();
     if (box.width > 0) player.seek((event.clientX - box.left) / box.width);
   });
+  bar.addEventListener("keydown", (event) => {
+    const step = { ArrowLeft: -5, ArrowRight: 5 }[event.key];
+    if (!step || !player.s) return;
+    event.preventDefault();
+    const total = player.totalEstimate();
+    player.seek((player.position() + step * player.s.rate) / total);
+  });
 
   const update = () => {
     const s = player.s;
@@ -677,9 +695,12 @@ function view(player, el) {
     el.dataset.kokoroStream = String(s ? s.id : 0);
     el.dataset.kokoroChunks = String(s ? s.next : 0);
     el.dataset.kokoroComplete = String(Boolean(s && s.complete));
-    play.replaceChildren(icon(playing ? "pause" : "play"));
-    play.title = playing ? "Pause" : "Play";
-    play.setAttribute("aria-label", play.title);
+    if (play.dataset.icon !== (playing ? "pause" : "play")) {
+      play.dataset.icon = playing ? "pause" : "play";
+      play.replaceChildren(icon(play.dataset.icon));
+      play.title = playing ? "Pause" : "Play";
+      play.setAttribute("aria-label", play.title);
+    }
     play.disabled = !s || (!s.chunks.length && player.state !== "blocked");
     stop.disabled = !s || !(ACTIVE.has(player.state) || player.state === "paused" || !s.final);
     save.disabled = !s || !s.chunks.length;

@@ -72,6 +72,10 @@ def played(page: LabPage) -> dict[str, Any]:
     page.wait_for(
         f"window.__kokoroPlayers['{player_id}'].snapshot().position > 1.0", what="playback"
     )
+    # The kernel answers while the stream plays: the %%speak cell has long returned.
+    before = page.js("performance.now()")
+    assert page.run_cell(3)[0]["data"]["text/plain"] == "42"
+    responsive_s = (page.js("performance.now()") - before) / 1000
     shot = page.page.locator(f'[data-kokoro-player="{player_id}"]')
     ARTIFACTS.mkdir(exist_ok=True)
     shot.screenshot(path=str(ARTIFACTS / "player.png"))
@@ -82,8 +86,9 @@ def played(page: LabPage) -> dict[str, Any]:
         f"window.__kokoroPlayers['{player_id}'].snapshot().state === 'ended'", timeout=600
     )
     snapshot = page.player(player_id)
-    kernel = kernel_json(page, 3)
+    kernel = kernel_json(page, 4)
     timing = {
+        "cell_round_trip_while_playing_s": round(responsive_s, 3),
         "cell_to_first_audio_s": round((snapshot["firstAudioAt"] - started) / 1000, 3),
         "first_message_to_first_audio_ms": snapshot["firstAudioMs"],
         "stalls": snapshot["stallCount"],
@@ -91,7 +96,7 @@ def played(page: LabPage) -> dict[str, Any]:
         "audio_s": snapshot["samples"] / 24000,
     }
     (ARTIFACTS / "browser_timing.json").write_text(json.dumps(timing, indent=2))
-    return {"player": snapshot, "kernel": kernel}
+    return {"player": snapshot, "kernel": kernel, "id": player_id}
 
 
 def test_every_chunk_arrives_in_order(played: dict[str, Any]) -> None:
@@ -120,8 +125,18 @@ def test_scheduled_audio_is_as_long_as_the_engines_and_gapless(played: dict[str,
         assert abs(gap - after["stall"]) <= 2 * FRAME_S, (before, after)
 
 
+def test_download_is_the_whole_clip_as_wav(page: LabPage, played: dict[str, Any]) -> None:
+    button = page.page.locator(f'[data-kokoro-player="{played["id"]}"] .kp-download')
+    with page.page.expect_download() as download:
+        button.click()
+    data = Path(download.value.path()).read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+    assert len(data) == 44 + 2 * played["kernel"]["samples"]
+    assert download.value.suggested_filename.endswith(".wav")
+
+
 def test_stop_in_the_browser_stops_the_kernel_stream(page: LabPage, played: dict[str, Any]) -> None:
-    page.run_cell(4)  # a second paragraph
+    page.run_cell(5)  # a second paragraph
     player_id = page.wait_for(
         "Object.values(window.__kokoroPlayers).map(p => p.snapshot())"
         f".filter(p => p.id !== '{played['player']['id']}' && p.received > 0)[0].id",
@@ -130,12 +145,12 @@ def test_stop_in_the_browser_stops_the_kernel_stream(page: LabPage, played: dict
     page.page.locator(f'[data-kokoro-player="{player_id}"] .kp-stop').click()
     page.wait_for(f"window.__kokoroPlayers['{player_id}'].snapshot().complete", what="the abort")
     snapshot = page.player(player_id)
-    kernel = kernel_json(page, 5)
+    kernel = kernel_json(page, 6)
     assert snapshot["final"]["kind"] == "abort" and snapshot["final"]["reason"] == "stopped"
     assert snapshot["state"] == "stopped"
     assert kernel["state"] == "stopped" and kernel["complete"] is False
     assert snapshot["received"] == snapshot["final"]["count"] == kernel["messages"]
-    text = page.js("__panel().content.widgets[4].model.sharedModel.getSource()")
+    text = page.js("__panel().content.widgets[5].model.sharedModel.getSource()")
     estimated_samples = len(text) / 14.5 * 24000  # ~14.5 characters a second at speed 1
     assert kernel["samples"] < 0.6 * estimated_samples  # stopped well before the end
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import itertools
+import json
 import random
+import shutil
+import subprocess
 import threading
 import wave
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import comm
@@ -483,3 +488,101 @@ def test_resampling_keeps_a_tone_and_removes_what_would_alias() -> None:
     t = np.arange(24000) / 24000
     high = (0.3 * np.sin(2 * np.pi * 10000 * t)).astype(np.float32)  # above 16 kHz's Nyquist
     assert np.abs(resample(high, 24000, 16000)[100:-100]).max() < 0.03
+
+
+# --- player.js itself, in Node with a fake AudioContext -------------------------------------------
+
+NODE = shutil.which("node")
+HARNESS = r"""
+import { pathToFileURL } from "node:url";
+const input = JSON.parse(await new Promise((ok) => {
+  let data = ""; process.stdin.on("data", (c) => (data += c)); process.stdin.on("end", () => ok(data));
+}));
+class FakeContext {
+  constructor() { this.state = "running"; this.sampleRate = 24000; this.currentTime = 0; this.destination = {}; }
+  addEventListener() {}
+  resume() { return Promise.resolve(); }
+  createGain() { return { gain: { setTargetAtTime() {} }, connect() {} }; }
+  createBuffer(channels, n, rate) { const data = new Float32Array(n); return { duration: n / rate, getChannelData: () => data }; }
+  createBufferSource() {
+    return { connect() {}, start(when, offset) { this.when = when; started.push({ when, offset }); },
+             stop() { stopped.push(this.when); } };
+  }
+}
+const started = [], stopped = [], sent = [], snapshots = [];
+globalThis.AudioContext = FakeContext;
+const model = { get: (k) => ({ player_id: "p1" })[k], on(e, f) { this.handler = f; }, off() {}, send(m) { sent.push(m); } };
+const widget = (await import(pathToFileURL(input.module).href)).default;
+const cleanup = widget.initialize({ model });
+const ctx = () => globalThis.__kokoroHub.ctx;
+for (const step of input.steps) {
+  if (step.advance) ctx().currentTime += step.advance;
+  else if (step.snapshot) snapshots.push(globalThis.__kokoroPlayers.p1.snapshot());
+  else model.handler(step.content, step.buffers.map((b) => Uint8Array.from(Buffer.from(b, "base64"))));
+}
+cleanup();
+console.log(JSON.stringify({ snapshots, sent, started, stopped }));
+"""
+
+
+def run_player_js(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    module = Path(__file__).parent.parent / "kokoro_nb" / "player.js"
+    payload = json.dumps({"module": str(module), "steps": steps})
+    done = subprocess.run(
+        [NODE or "node", "--input-type=module", "-e", HARNESS],
+        input=payload,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return dict(json.loads(done.stdout))
+
+
+def steps_of(transport: RecordingTransport) -> list[dict[str, Any]]:
+    return [
+        {"content": sent.content, "buffers": [base64.b64encode(b).decode() for b in sent.buffers]}
+        for sent in transport.sent
+    ]
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_player_js_reorders_drops_stale_and_schedules_gaplessly() -> None:
+    old, new = RecordingTransport(), RecordingTransport()
+    write_stream(old, 1, [tone(0.3)])
+    write_stream(new, 2, [tone(0.5), tone(3.0), tone(0.4)])
+    stream2 = steps_of(new)
+    shuffled = [stream2[0], *random.Random(1).sample(stream2[1:], len(stream2) - 1)]
+    result = run_player_js([*shuffled[:2], *steps_of(old), *shuffled[2:], {"snapshot": True}])
+    snap = result["snapshots"][0]
+    assert snap["stream"] == 2 and snap["stale"] == len(old.sent) and snap["complete"]
+    assert sorted(snap["arrival"]) == list(range(4)) and snap["gaps"] == 0
+    scheduled = snap["scheduled"]
+    assert [s["seq"] for s in scheduled] == [0, 1, 2, 3]
+    assert sum(s["samples"] for s in scheduled) == 3.9 * 24000
+    for before, after in itertools.pairwise(scheduled):
+        assert after["when"] == pytest.approx(before["when"] + before["duration"], abs=1e-9)
+    assert scheduled[0]["when"] == pytest.approx(0.1)  # the pre-roll lead
+    acks = [m for m in result["sent"] if m["type"] == "ack"]
+    assert acks[-1] == {"type": "ack", "stream": 2, "seq": 3, "samples": 93600}
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_player_js_shifts_the_timeline_for_a_late_chunk_and_stops_on_abort() -> None:
+    transport = RecordingTransport()
+    writer = StreamWriter(transport, 1)
+    writer.start("t", "v", 1.0)
+    writer.chunk(tone(1.0), "one", 0)
+    early = steps_of(transport)
+    transport.sent.clear()
+    writer.chunk(tone(1.0), "two", 1)
+    writer.abort("superseded")
+    late = steps_of(transport)
+    result = run_player_js([*early, {"advance": 2.5}, *late, {"snapshot": True}])
+    snap = result["snapshots"][0]
+    first, second = snap["scheduled"]
+    assert second["stall"] == pytest.approx(2.5 + 0.02 - 1.1, abs=1e-3)  # waited for the late chunk
+    assert second["when"] == pytest.approx(first["when"] + first["duration"] + second["stall"])
+    assert snap["stallCount"] == 1
+    assert snap["state"] == "stopped" and snap["final"]["reason"] == "superseded"
+    assert len(result["stopped"]) == 2  # both sources were halted
