@@ -90,4 +90,5 @@ class Player(anywidget.AnyWidget):
             self._on_stop.pop(stream, None)
 
     def __repr__(self) -> str:
-        return f"Kokoro player ({self._streams} stream{'s' if self._streams != 1 else ''})"
+        # The text frontends without widgets (and saved notebooks) show in its place.
+        return "Kokoro player (streams from a live kernel; the clip below plays without one)"
