@@ -12,6 +12,7 @@ import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
@@ -71,12 +72,16 @@ class ServerState:
 
 
 def create_app(
-    engine: Engine | Callable[[], Engine], *, max_input_chars: int = MAX_INPUT_CHARS
+    engine: Engine | Callable[[], Engine],
+    *,
+    max_input_chars: int = MAX_INPUT_CHARS,
+    cors: bool = True,
 ) -> FastAPI:
     """The speech API on `engine`, or on the Engine a zero-argument factory builds at startup.
 
     A given Engine stays the caller's (the app never closes it); one the app builds is
-    closed at shutdown.
+    closed at shutdown. `cors` lets web pages from any origin call it, as browser-based
+    OpenAI clients need.
     """
     state = ServerState(engine, max_input_chars)
 
@@ -92,6 +97,14 @@ def create_app(
 
     app = FastAPI(title="kokoro-nb speech", version="1", lifespan=lifespan)
     app.state.kokoro = state
+    if cors:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=["*"],
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+        )
     _add_error_handlers(app, state)
     _add_info_routes(app, state)
 

@@ -56,6 +56,11 @@ class SpeechRequest(BaseModel):
     stream_format: str = "audio"
     instructions: str | None = None  # gpt-4o-mini-tts steering: Kokoro has no such input
 
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _lowercase(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("voice", mode="before")
     @classmethod
     def _voice_object(cls, value: Any) -> Any:

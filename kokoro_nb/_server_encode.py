@@ -39,14 +39,35 @@ def pcm16(samples: np.ndarray) -> bytes:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
-def encode_whole(samples: np.ndarray, fmt: str) -> bytes:
-    """A complete file whose header states the exact length."""
-    if fmt == "pcm":
-        return pcm16(samples)
-    _, container, subtype = FORMATS[fmt]
-    out = io.BytesIO()
-    soundfile.write(out, samples, SAMPLE_RATE, format=container, subtype=subtype)
-    return out.getvalue()
+class WholeEncoder:
+    """A complete file whose header states the exact length, encoded chunk by chunk as the
+    chunks arrive, so only the last chunk's encoding is left once synthesis ends."""
+
+    def __init__(self, fmt: str) -> None:
+        self._parts: list[bytes] = []
+        self._out = io.BytesIO()
+        self._file: soundfile.SoundFile | None = None
+        _, container, subtype = FORMATS[fmt]
+        if container is not None:
+            self._file = soundfile.SoundFile(
+                self._out, "w", SAMPLE_RATE, 1, subtype, format=container
+            )
+
+    def add(self, samples: np.ndarray) -> None:
+        if self._file is None:
+            self._parts.append(pcm16(samples))
+        else:
+            self._file.write(np.asarray(samples, dtype=np.float32))
+
+    def finish(self) -> bytes:
+        if self._file is None:
+            return b"".join(self._parts)
+        self._file.close()  # writes the header fields that need the length
+        return self._out.getvalue()
+
+    def close(self) -> None:
+        if self._file is not None and not self._file.closed:
+            self._file.close()
 
 
 class StreamEncoder(Protocol):

@@ -20,7 +20,7 @@ from ._server_encode import (
     STREAMABLE,
     SoundfileStream,
     StreamEncoder,
-    encode_whole,
+    WholeEncoder,
     stream_encoder,
 )
 
@@ -40,15 +40,25 @@ class Speech:
         self.fmt = body.response_format
         self.sse = body.stream_format == "sse"
         self.encoder: StreamEncoder | None = stream_encoder(self.fmt) if live else None
+        self.whole: WholeEncoder | None = None if live else WholeEncoder(self.fmt)
         self.t0 = time.perf_counter()
         self.ttfb: float | None = None
         self.done = False
+        self.failed = False  # an engine error, not a departed client, ended it
         self.closed = False
         self.finished_encoder = False
 
     def next_samples(self) -> np.ndarray | None:
         chunk = next(self.stream, None)
         return None if chunk is None else chunk.samples
+
+    def add_next(self) -> bool:
+        """Encode the next chunk into the whole clip; False once there are no more."""
+        assert self.whole is not None
+        samples = self.next_samples()
+        if samples is not None:
+            self.whole.add(samples)
+        return samples is not None
 
     def pull(self) -> bytes | None:
         """The bytes for the next chunk; the encoder's tail after the last; then None."""
@@ -87,11 +97,13 @@ class Speech:
         if self.closed:
             return
         self.closed = True
-        if not self.done:
+        if not self.done and not self.failed:
             self.state.metrics.disconnects.inc()
         self.stream.close()
         if isinstance(self.encoder, SoundfileStream):
             self.encoder.close()
+        if self.whole is not None:
+            self.whole.close()
         self.state.metrics.in_flight.dec()
 
 
@@ -106,8 +118,9 @@ async def speak(state: ServerState, body: SpeechRequest, request: Request) -> Re
     try:
         # The first chunk comes before the status line, so text the engine cannot speak
         # still gets a 4xx rather than a 200 cut short.
-        first = await state.run(speech.pull if live else speech.next_samples)
+        first = await state.run(speech.pull if live else speech.add_next)
     except KokoroError as exc:
+        speech.failed = True
         speech.close()
         raise from_kokoro(exc, during_synthesis=True) from exc
     except BaseException:
@@ -115,7 +128,7 @@ async def speak(state: ServerState, body: SpeechRequest, request: Request) -> Re
         raise
     if live:
         return _SpeechResponse(speech, first)
-    return await _whole_response(speech, first, request)
+    return await _whole_response(speech, request)
 
 
 def _streams(body: SpeechRequest) -> bool:
@@ -126,17 +139,18 @@ def _streams(body: SpeechRequest) -> bool:
     return body.response_format in STREAM_BY_DEFAULT if body.stream is None else body.stream
 
 
-async def _whole_response(speech: Speech, first: np.ndarray | None, request: Request) -> Response:
-    parts = [] if first is None else [first]
+async def _whole_response(speech: Speech, request: Request) -> Response:
+    assert speech.whole is not None
     try:
-        while (samples := await speech.state.run(speech.next_samples)) is not None:
-            parts.append(samples)
+        while await speech.state.run(speech.add_next):
             if await request.is_disconnected():
                 return Response(status_code=499)  # nobody is listening; close() counts it
-        audio = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        data = await speech.state.run(encode_whole, audio, speech.fmt)
+        data = await speech.state.run(speech.whole.finish)
         speech.ttfb = time.perf_counter() - speech.t0
         speech.complete()
+    except KokoroError as exc:
+        speech.failed = True
+        raise from_kokoro(exc, during_synthesis=True) from exc
     finally:
         speech.close()
     return Response(data, media_type=FORMATS[speech.fmt][0], headers=speech.headers())
@@ -172,6 +186,12 @@ async def _body(speech: Speech, first: bytes | None) -> AsyncIterator[bytes]:
         if speech.sse:
             yield _sse_done(speech.stream.metrics)
         speech.complete()
+    except Exception as exc:
+        # The status line is gone: the connection ends without its last chunk, which
+        # clients report as an incomplete body rather than taking a cut clip as whole.
+        speech.failed = True
+        speech.state.metrics.errors.labels("server_error", type(exc).__name__).inc()
+        raise
     finally:
         speech.close()
 

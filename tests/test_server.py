@@ -129,6 +129,7 @@ def test_openai_client_lists_models(client: openai.OpenAI) -> None:
         ({"input": ""}, openai.BadRequestError, "input"),
         ({"input": "x" * 5000}, openai.BadRequestError, "input"),
         ({"response_format": "aac"}, openai.BadRequestError, "response_format"),
+        ({"input": "Hi.", "voice": ""}, openai.BadRequestError, "voice"),
         ({"model": "whisper-1"}, openai.NotFoundError, "model"),
         ({"voice": "af_heart:0.5,am_nobody:0.5"}, openai.BadRequestError, "voice"),
     ],
@@ -225,6 +226,19 @@ def test_bad_bodies_get_openai_error_json(
     error = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["param"] == param and error["type"] == "invalid_request_error"
+
+
+def test_browsers_may_call_it_from_other_origins(http: httpx.Client) -> None:
+    preflight = http.options(
+        "/v1/audio/speech",
+        headers={
+            "origin": "http://localhost:8888",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type,authorization",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] in ("*", "http://localhost:8888")
 
 
 def test_unknown_routes_and_methods_answer_json(http: httpx.Client) -> None:
