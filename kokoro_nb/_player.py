@@ -68,7 +68,8 @@ class Player(anywidget.AnyWidget):
         try:
             message = decode(content, buffers)
         except ProtocolError as exc:
-            self.errors.append(str(exc))  # a stray or malformed message must not break a cell
+            # A stray or malformed message must not break a cell; keep the last few to inspect.
+            self.errors = [*self.errors[-19:], str(exc)]
             return
         self.receive(message)
 

@@ -223,7 +223,7 @@ class Speech:
         self._show_result([self.reason or "stopped"])
 
     def _fail(self, exc: BaseException) -> None:
-        self.error = exc
+        self.error = shorten_traceback(exc) if is_kokoro_error(exc) else exc
         self.traceback = traceback.format_exc()
         self.state = "failed"
         if self._stream is not None:

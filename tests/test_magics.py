@@ -364,3 +364,26 @@ def test_profile_view_escapes_and_has_a_text_form() -> None:
     many = ProfileView([metrics, {**metrics, "voice": "bf_emma"}])
     assert "bf_emma" in repr(many) and many.detail is not None
     assert "No requests yet" in repr(ProfileView([]))
+
+
+# --- a real kernel, as nbconvert or papermill would run a notebook ---------------------------
+
+
+def test_headless_run_keeps_the_player_and_the_static_clip(tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    cells = [
+        "%load_ext kokoro_nb\n%config SpeakMagics.wait = True  # headless: let each cell finish its audio",
+        f"%%speak -o s\n{HELLO}",
+        "print(s.state, s.chunks > 0)",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+    speak_outputs = notebook.cells[1].outputs
+    kinds = [set(o.get("data", {})) for o in speak_outputs]
+    assert "application/vnd.jupyter.widget-view+json" in kinds[0]
+    assert any(
+        '<audio controls src="data:audio/wav;base64,' in o["data"].get("text/html", "")
+        for o in speak_outputs[1:]
+    )
+    assert notebook.cells[2].outputs[0]["text"].strip() == "done True"
