@@ -28,6 +28,14 @@ def _label(voice: str) -> str:
     return f"{voice.split('_', 1)[-1]} ({gender})" if gender else voice
 
 
+def _row(*children: w.Widget) -> w.HBox:
+    """A row that wraps on narrow outputs instead of squeezing its sliders."""
+    return w.HBox(
+        list(children),
+        layout=w.Layout(flex_flow="row wrap", align_items="center", grid_gap="4px 16px"),
+    )
+
+
 class Controls(w.VBox):
     """Text, voice (grouped by language), speed, an optional blend, a player and run metrics."""
 
@@ -49,14 +57,23 @@ class Controls(w.VBox):
         voice = voice if any(voice in v for v in self.groups.values()) else self.base.voice
         language = next((g for g, v in self.groups.items() if voice in v), next(iter(self.groups)))
         layout = w.Layout(width="auto")
+        label = {"description_width": "initial"}  # labels as wide as their words, no wider
         self.text = w.Textarea(
             value=text, placeholder="Type something to say…", rows=3, layout=w.Layout(width="100%")
         )
         self.language = w.Dropdown(
-            options=list(self.groups), value=language, description="Language", layout=layout
+            options=list(self.groups),
+            value=language,
+            description="Language",
+            style=label,
+            layout=w.Layout(width="250px"),
         )
         self.voice = w.Dropdown(
-            options=self._voice_options(language), value=voice, description="Voice", layout=layout
+            options=self._voice_options(language),
+            value=voice,
+            description="Voice",
+            style=label,
+            layout=w.Layout(width="210px"),
         )
         self.speed = w.FloatSlider(
             value=speed,
@@ -66,6 +83,8 @@ class Controls(w.VBox):
             description="Speed",
             readout_format=".2f",
             continuous_update=False,
+            style=label,
+            layout=w.Layout(flex="1 1 220px", min_width="200px"),
         )
         everyone = [
             (f"{lang} · {_label(v)}", v) for lang, names in self.groups.items() for v in names
@@ -74,7 +93,7 @@ class Controls(w.VBox):
         self.voice2 = w.Dropdown(
             options=everyone,
             value=everyone[min(1, len(everyone) - 1)][1],
-            layout=layout,
+            layout=w.Layout(width="300px"),
             disabled=True,
         )
         self.weight = w.FloatSlider(
@@ -86,6 +105,8 @@ class Controls(w.VBox):
             readout_format=".2f",
             continuous_update=False,
             disabled=True,
+            style=label,
+            layout=w.Layout(flex="1 1 220px", min_width="200px"),
         )
         self.button = w.Button(description="Speak", icon="play", button_style="primary")
         self.stop_button = w.Button(description="Stop", icon="stop")
@@ -102,9 +123,9 @@ class Controls(w.VBox):
         super().__init__(
             [
                 self.text,
-                w.HBox([self.language, self.voice, self.speed]),
-                w.HBox([self.blend, self.voice2, self.weight]),
-                w.HBox([self.button, self.stop_button, self.live]),
+                _row(self.language, self.voice, self.speed),
+                _row(self.blend, self.voice2, self.weight),
+                _row(self.button, self.stop_button, self.live),
                 self.player,
                 self.status,
                 self.table,
