@@ -325,7 +325,9 @@ class SpeakMagics(Magics):
         except BaseException as exc:
             # Speaking is a courtesy; the cell's own error is what must reach the user.
             with contextlib.suppress(Exception):
-                speech = self._say(_spoken_error(exc), argparse.Namespace(**{**vars(args), "raw": True}))
+                speech = self._say(
+                    _spoken_error(exc), argparse.Namespace(**{**vars(args), "raw": True})
+                )
                 if args.out:
                     self.shell.user_ns[args.out] = speech  # type: ignore[union-attr]
             raise
