@@ -88,22 +88,23 @@ def engine_first(engine: Engine, words: str) -> float:
     return first
 
 
-def overhead(engine: Engine, http: httpx.Client, runs: int, fmt: str) -> dict[str, Any]:
+def overhead(engine: Engine, http: httpx.Client, runs: int, fmt: str, base: int) -> dict[str, Any]:
     """Single requests, one at a time: server vs engine on distinct texts, interleaved."""
+    assert runs <= 100
     rows: dict[str, list[float]] = {k: [] for k in ("srv", "srv_eng", "eng", "eng_own")}
     firsts: dict[str, list[float]] = {k: [] for k in ("srv", "srv_eng", "eng")}
     for i in range(runs):
-        body = {"input": text(1000 + i), "voice": VOICE, "response_format": fmt}
+        body = {"input": text(1000 + base + i), "voice": VOICE, "response_format": fmt}
         wall, engine_s = whole(http, body)
         rows["srv"].append(wall)
         rows["srv_eng"].append(engine_s)
-        wall, own = engine_whole(engine, text(2000 + i))
+        wall, own = engine_whole(engine, text(2000 + base + i))
         rows["eng"].append(wall)
         rows["eng_own"].append(own)
-        ttfb, ttfa, _ = first_bytes(http, {**body, "input": text(3000 + i)})
+        ttfb, ttfa, _ = first_bytes(http, {**body, "input": text(3000 + base + i)})
         firsts["srv"].append(ttfb)
         firsts["srv_eng"].append(ttfa)
-        firsts["eng"].append(engine_first(engine, text(4000 + i)))
+        firsts["eng"].append(engine_first(engine, text(4000 + base + i)))
     paired = [a - b for a, b in zip(rows["srv"], rows["srv_eng"], strict=True)]
     paired_first = [a - b for a, b in zip(firsts["srv"], firsts["srv_eng"], strict=True)]
     return {
@@ -213,7 +214,10 @@ def main() -> None:
     with httpx.Client(base_url=url, timeout=600) as http:
         whole_clip = http.post("/v1/audio/speech", json={"input": "Warm up.", "voice": VOICE})
         whole_clip.raise_for_status()
-        results["single"] = [overhead(engine, http, args.runs, fmt) for fmt in ("mp3", "pcm")]
+        results["single"] = [
+            overhead(engine, http, args.runs, fmt, 100 * n)
+            for n, fmt in enumerate(("pcm", "mp3", "opus"))
+        ]
     results["load"] = load(url, args.clients, args.per_client)
     results["machine"]["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     stop_background()

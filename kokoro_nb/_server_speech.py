@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from kokoro_engine import KokoroError, Stream
 from ._server_api import SpeechRequest, check_request, from_kokoro
 from ._server_encode import (
     FORMATS,
+    SLICE_SAMPLES,
     STREAMABLE,
     SoundfileStream,
     StreamEncoder,
@@ -41,6 +43,9 @@ class Speech:
         self.sse = body.stream_format == "sse"
         self.encoder: StreamEncoder | None = stream_encoder(self.fmt) if live else None
         self.whole: WholeEncoder | None = None if live else WholeEncoder(self.fmt)
+        # Costly encoders go in slices; PCM and WAV cost nothing, so whole chunks go out.
+        self.slice = SLICE_SAMPLES if isinstance(self.encoder, SoundfileStream) else 0
+        self.pending: deque[np.ndarray] = deque()
         self.t0 = time.perf_counter()
         self.ttfb: float | None = None
         self.done = False
@@ -61,11 +66,14 @@ class Speech:
         return samples is not None
 
     def pull(self) -> bytes | None:
-        """The bytes for the next chunk; the encoder's tail after the last; then None."""
+        """The bytes for the next slice of audio; the encoder's tail after the last; then None."""
         assert self.encoder is not None
-        samples = self.next_samples()
-        if samples is not None:
-            return self.encoder.encode(samples)
+        if not self.pending:
+            samples = self.next_samples()
+            if samples is not None:
+                self.pending = _slices(samples, self.slice)
+        if self.pending:
+            return self.encoder.encode(self.pending.popleft())
         if self.finished_encoder:
             return None
         self.finished_encoder = True
@@ -129,6 +137,12 @@ async def speak(state: ServerState, body: SpeechRequest, request: Request) -> Re
     if live:
         return _SpeechResponse(speech, first)
     return await _whole_response(speech, request)
+
+
+def _slices(samples: np.ndarray, size: int) -> deque[np.ndarray]:
+    if not size or len(samples) <= size:
+        return deque([samples])
+    return deque(samples[i : i + size] for i in range(0, len(samples), size))
 
 
 def _streams(body: SpeechRequest) -> bool:
