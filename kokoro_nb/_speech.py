@@ -14,6 +14,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._protocol import StreamWriter
 
 SAMPLE_RATE = 24000
+SAVE_SUFFIXES = (".wav", ".flac", ".ogg")  # what Audio.save writes
 
 
 @dataclass(frozen=True)
@@ -376,6 +378,7 @@ def speak(
     is displayed, unless the utterance is queued (then it fails in its output when its turn
     comes). With ``wait`` or ``stream=False`` this returns once synthesis is done.
     """
+    _check_save(options.save)
     if options.markdown:
         from kokoro_engine import strip_markdown
 
@@ -399,6 +402,14 @@ def speak(
             speech.stop()
             raise
     return speech
+
+
+def _check_save(path: str | None) -> None:
+    """A --save name the engine cannot write fails now, not after the whole synthesis."""
+    if path and Path(path).suffix.lower() not in SAVE_SUFFIXES:
+        from kokoro_engine import InputError
+
+        raise InputError(f"cannot save {Path(path).name!r}: use a .wav, .flac or .ogg file name")
 
 
 def merge(options: Options, **changes: Any) -> Options:

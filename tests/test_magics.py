@@ -177,6 +177,8 @@ def test_no_stream_waits_and_save_writes_the_clip(ip: InteractiveShell, tmp_path
     assert speech.done and speech.audio is not None  # no wait: the cell waited
     data, rate = soundfile.read(target)
     assert rate == 24000 and len(data) == len(speech.audio.samples)
+    result = ip.run_cell(f"%%speak --save {tmp_path / 'clip.mp3'}\n{HELLO}")
+    assert "use a .wav, .flac or .ogg" in str(result.error_in_exec)
 
 
 def test_profile_is_shown_with_the_clip(
