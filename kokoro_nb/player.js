@@ -534,7 +534,7 @@ class Player {
 
   statusText() {
     const s = this.s;
-    if (!s) return "";
+    if (!s) return "waiting for the kernel…";
     const parts = [s.voice, s.speed !== 1 ? `×${s.speed}` : ""];
     const f = s.final;
     if (f && f.kind === "abort" && f.reason === "error") parts.push(`error: ${f.error}`);

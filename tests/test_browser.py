@@ -142,6 +142,8 @@ def test_stop_in_the_browser_stops_the_kernel_stream(page: LabPage, played: dict
         f".filter(p => p.id !== '{played['player']['id']}' && p.received > 0)[0].id",
         what="the second player's first chunk",
     )
+    if page.player(player_id)["final"] is not None:  # a fast accelerator can finish first
+        pytest.skip("the whole paragraph was synthesized before Stop could be pressed")
     page.page.locator(f'[data-kokoro-player="{player_id}"] .kp-stop').click()
     page.wait_for(f"window.__kokoroPlayers['{player_id}'].snapshot().complete", what="the abort")
     snapshot = page.player(player_id)
