@@ -27,14 +27,18 @@ from kokoro_nb._server import start_background, stop_background
 
 VOICE = "af_heart"
 _TEMPLATE = (
-    "On day {n} the station on the northern ridge logged light winds and clear skies, "
-    "so the two hikers kept walking toward the old stone house"
+    "On day {a} the ridge station logged {b} gusts under clear skies, "
+    "so the two tired hikers walked {c} metres on toward the old stone house."
 )
 
 
 def text(n: int) -> str:
-    """A distinct request of exactly 140 characters (n has four digits)."""
-    words = _TEMPLATE.format(n=n) + "."
+    """A distinct request of exactly 140 characters for 1000 <= n < 10000.
+
+    Every clause carries its own number (7 and 13 are prime to 9000, so no two texts share
+    one), so no piece of any text is in the engine's audio cache from another.
+    """
+    words = _TEMPLATE.format(a=n, b=(n * 7) % 9000 + 1000, c=(n * 13) % 9000 + 1000)
     assert len(words) == 140, len(words)
     return words
 
@@ -91,6 +95,7 @@ def engine_first(engine: Engine, words: str) -> float:
 def overhead(engine: Engine, http: httpx.Client, runs: int, fmt: str, base: int) -> dict[str, Any]:
     """Single requests, one at a time: server vs engine on distinct texts, interleaved."""
     assert runs <= 100
+    engine.clear_cache()
     rows: dict[str, list[float]] = {k: [] for k in ("srv", "srv_eng", "eng", "eng_own")}
     firsts: dict[str, list[float]] = {k: [] for k in ("srv", "srv_eng", "eng")}
     for i in range(runs):

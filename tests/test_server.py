@@ -23,6 +23,7 @@ import soundfile
 
 from kokoro_engine import Engine, KokoroError
 from kokoro_nb._server import start_background, stop_background
+from kokoro_nb._server_threads import bind
 
 from speech import assert_speech, spectral_similarity
 
@@ -366,6 +367,13 @@ def test_taken_port_is_a_clear_error(engine: Engine) -> None:
         stop_background()
         with pytest.raises(KokoroError, match="cannot listen"):
             start_background(engine, port=taken.getsockname()[1])
+
+
+def test_listening_socket_lets_asyncio_turn_nagle_off() -> None:
+    # asyncio sets TCP_NODELAY only on sockets whose proto is TCP; with Nagle on, a small
+    # first audio chunk waits for the client's delayed ACK (~40 ms) after the headers.
+    with bind("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
 
 
 def test_run_serves_from_the_command_line_until_interrupted() -> None:
