@@ -1,74 +1,28 @@
-"""OpenAI-compatible speech server: FastAPI routes over one warm Engine, shared with the kernel."""
+"""OpenAI-compatible speech server on one warm Engine: from the command line or inside the kernel.
+
+This module stays light (no FastAPI import at the top), so `run()` can open its port and start
+building the engine before the web stack has even been imported.
+
+>>> url = start_background(engine, port=0)      # %kokoro serve
+>>> openai.OpenAI(base_url=url + "/v1", api_key="-").audio.speech.create(
+...     model="tts-1", voice="alloy", input="Hello.")
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-import anyio.to_thread
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
-from kokoro_engine import Engine, KokoroError, voice_language
-
-from ._server_api import (
-    MAX_INPUT_CHARS,
-    MODELS,
-    OPENAI_VOICES,
-    ApiError,
-    SpeechRequest,
-    from_kokoro,
-    validation_error,
-)
-from ._server_metrics import ServerMetrics
-from ._server_speech import speak
-from ._server_threads import serve_background, serve_foreground, stop_serving
+    from kokoro_engine import Engine
 
 __all__ = ["create_app", "run", "start_background", "stop_background"]
 
-
-class ServerState:
-    """What the routes share: the engine (once built), metrics and the worker-thread limiter."""
-
-    def __init__(self, engine: Engine | Callable[[], Engine], max_input_chars: int) -> None:
-        self.factory = None if isinstance(engine, Engine) else engine
-        self.engine: Engine | None = engine if isinstance(engine, Engine) else None
-        self.max_input_chars = max_input_chars
-        self.metrics = ServerMetrics()
-        self.started = time.perf_counter()
-        self.ready_s: float | None = 0.0 if self.engine else None
-        self.failure: str | None = None
-        self.limiter: anyio.CapacityLimiter | None = None
-        self.metrics.ready.set(1 if self.engine else 0)
-
-    def build(self) -> None:
-        """Build the engine this app owns (run in a thread, so /health answers meanwhile)."""
-        assert self.factory is not None
-        try:
-            self.engine = self.factory()
-        except Exception as exc:  # reported by /health and every request
-            self.failure = f"{type(exc).__name__}: {exc}"
-            return
-        self.ready_s = round(time.perf_counter() - self.started, 3)
-        self.metrics.ready.set(1)
-        print(f"kokoro-nb: speech server ready ({self.ready_s} s after start)", flush=True)
-
-    def require_engine(self) -> Engine:
-        if self.engine is None:
-            reason = self.failure or "the engine is still warming up; retry shortly"
-            raise ApiError(503, reason, kind="server_error", code="engine_unavailable")
-        return self.engine
-
-    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Blocking engine and encoder work off the event loop (onnxruntime drops the GIL)."""
-        return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
+MAX_INPUT_CHARS = 4096  # OpenAI's own limit: clients already split longer texts
 
 
 def create_app(
@@ -79,137 +33,69 @@ def create_app(
 ) -> FastAPI:
     """The speech API on `engine`, or on the Engine a zero-argument factory builds at startup.
 
-    A given Engine stays the caller's (the app never closes it); one the app builds is
-    closed at shutdown. `cors` lets web pages from any origin call it, as browser-based
-    OpenAI clients need.
+    A given Engine stays the caller's (the app never closes it); one the app builds is closed
+    at shutdown, and /health answers 503 until it is ready. `cors` lets web pages from any
+    origin call the API, as browser-based OpenAI clients need.
     """
-    state = ServerState(engine, max_input_chars)
+    from ._server_app import build_app
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> Any:
-        # Starlette's default pool has 40 threads for everything: speech gets its own.
-        state.limiter = anyio.CapacityLimiter(64)
-        if state.factory is not None:
-            threading.Thread(target=state.build, name="kokoro-build", daemon=True).start()
-        yield
-        if state.factory is not None and state.engine is not None:
-            state.engine.close()
-
-    app = FastAPI(title="kokoro-nb speech", version="1", lifespan=lifespan)
-    app.state.kokoro = state
-    if cors:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=["*"],
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["*"],
-        )
-    _add_error_handlers(app, state)
-    _add_info_routes(app, state)
-
-    @app.post("/v1/audio/speech", response_model=None)
-    async def speech(body: SpeechRequest, request: Request) -> Response:
-        return await speak(state, body, request)
-
-    return app
-
-
-def _add_error_handlers(app: FastAPI, state: ServerState) -> None:
-    """Every failure answers OpenAI's JSON error body, so its clients raise typed errors."""
-
-    def answer(error: ApiError, request: Request) -> JSONResponse:
-        if request.url.path == "/v1/audio/speech":
-            fmt = getattr(request.state, "response_format", "unknown")
-            state.metrics.failed(fmt, None, error.status, error.kind, error.code)
-        return JSONResponse(error.body(), status_code=error.status)
-
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return answer(exc, request)
-
-    @app.exception_handler(KokoroError)
-    async def kokoro_error(request: Request, exc: KokoroError) -> JSONResponse:
-        return answer(from_kokoro(exc), request)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return answer(validation_error(list(exc.errors())), request)
-
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
-        code = "not_found" if exc.status_code == 404 else None
-        return answer(ApiError(exc.status_code, str(exc.detail), kind=kind, code=code), request)
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> JSONResponse:
-        message = f"internal error: {type(exc).__name__}: {exc}"
-        return answer(ApiError(500, message, kind="server_error"), request)
-
-
-def _add_info_routes(app: FastAPI, state: ServerState) -> None:
-    @app.get("/health")
-    def health() -> JSONResponse:
-        if state.engine is None:
-            status = "failed" if state.failure else "warming"
-            return JSONResponse({"status": status, "error": state.failure}, status_code=503)
-        info = state.engine.status()
-        body = {
-            "status": "ok",
-            "ready_s": state.ready_s,
-            "all_lanes_warm": info["warm"],  # throughput lanes keep warming after ready
-            "providers": info["providers"],
-            "variants": info["variants"],
-            "voices": len(state.engine.voices),
-        }
-        return JSONResponse(body)
-
-    @app.get("/v1/models")
-    def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model(m) for m in MODELS]}
-
-    @app.get("/v1/models/{model}")
-    def model(model: str) -> dict[str, Any]:
-        if model not in MODELS and not model.lower().startswith("kokoro"):
-            raise ApiError(404, f"The model '{model}' does not exist here.", code="model_not_found")
-        return _model(model)
-
-    @app.get("/v1/audio/voices")
-    def voices() -> dict[str, Any]:
-        names = state.require_engine().voices
-        return {
-            "voices": names,
-            "data": [{"id": n, "name": n, "language": voice_language(n)} for n in names],
-            "aliases": OPENAI_VOICES,
-        }
-
-    @app.get("/metrics")
-    def metrics() -> Response:
-        return Response(state.metrics.render(), media_type=state.metrics.content_type)
-
-
-def _model(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "kokoro-nb"}
+    return build_app(engine, max_input_chars=max_input_chars, cors=cors)
 
 
 def run(
     host: str = "127.0.0.1", port: int = 8880, engine_kwargs: dict[str, Any] | None = None
 ) -> None:
-    """Serve until interrupted; the port opens at once and /health turns 200 once warm."""
-    kwargs = dict(engine_kwargs or {})
-    serve_foreground(create_app(lambda: Engine(**kwargs)), host, port)
+    """Serve until interrupted (Ctrl-C). The port opens at once; /health turns 200 once warm."""
+    from ._server_threads import bind
+
+    started = time.perf_counter()
+    sock = bind(host, port)  # a taken port fails now, before seconds of warm-up
+    builder = _Builder(engine_kwargs or {})  # onnxruntime builds while FastAPI imports
+    from ._server_app import build_app
+    from ._server_threads import serve_foreground
+
+    serve_foreground(build_app(builder.wait, started=started), sock)
 
 
 def start_background(engine: Engine, host: str = "127.0.0.1", port: int = 8880) -> str:
     """Serve `engine` from a daemon thread of this process; the base URL once /health answers.
 
-    While one runs, asking again for the same port (or port 0) returns its URL and serves the
-    engine given; another port raises KokoroError.
+    While one runs, asking again for its port (or port 0) returns its URL and serves the
+    engine given; another address raises KokoroError.
     """
+    from ._server_threads import serve_background
+
     return serve_background(lambda: create_app(engine), engine, host, port)
 
 
 def stop_background() -> bool:
     """Stop the background server; False if none was running."""
+    from ._server_threads import stop_serving
+
     return stop_serving()
+
+
+class _Builder:
+    """Builds the Engine in a thread, started at once; `wait()` hands it over (or raises)."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self._kwargs = kwargs
+        self._engine: Engine | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._build, name="kokoro-build", daemon=True)
+        self._thread.start()
+
+    def _build(self) -> None:
+        try:
+            from kokoro_engine import Engine
+
+            self._engine = Engine(**self._kwargs)
+        except BaseException as exc:  # re-raised in wait(), where the app reports it
+            self._error = exc
+
+    def wait(self) -> Engine:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._engine is not None
+        return self._engine

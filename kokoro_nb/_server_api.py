@@ -15,6 +15,7 @@ from kokoro_engine import (
     VoiceError,
 )
 
+from ._server import MAX_INPUT_CHARS
 from ._server_encode import FORMATS
 
 DEFAULT_VOICE = "af_heart"
@@ -37,8 +38,6 @@ OPENAI_VOICES = {
 }
 # Model names clients send; all run the same Kokoro-82M. Names starting "kokoro" also pass.
 MODELS = ("kokoro", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-# OpenAI's own limit: clients already split longer texts, and one request stays bounded.
-MAX_INPUT_CHARS = 4096
 
 
 class SpeechRequest(BaseModel):

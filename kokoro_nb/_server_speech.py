@@ -27,7 +27,7 @@ from ._server_encode import (
 )
 
 if TYPE_CHECKING:
-    from ._server import ServerState
+    from ._server_app import ServerState
 
 # Formats streamed unless the request says otherwise: their headers need no length, so the
 # streamed file is exactly as valid as a whole one. WAV and FLAC come whole by default.

@@ -1,4 +1,7 @@
-"""Running the speech app under uvicorn: in the foreground (CLI) or a daemon thread (notebook)."""
+"""Running the speech app under uvicorn: in the foreground (CLI) or a daemon thread (notebook).
+
+Imports nothing heavy at the top: `bind` runs before the web stack and the engine are loaded.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import uvicorn
-from fastapi import FastAPI
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
 
-from kokoro_engine import Engine, KokoroError
+    from kokoro_engine import Engine
 
 _HEALTH_TIMEOUT_S = 60.0  # a cold machine can take this long to import and answer
 
@@ -44,6 +49,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        from kokoro_engine import KokoroError
+
         raise KokoroError(
             f"cannot listen on {host}:{port} ({exc.strerror}); pick another port with --port"
         ) from None
@@ -57,10 +64,11 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve_foreground(app: FastAPI, host: str, port: int) -> None:
+def serve_foreground(app: FastAPI, sock: socket.socket) -> None:
     """Serve until Ctrl-C (uvicorn handles the signals and shuts down gracefully)."""
-    sock = bind(host, port)
-    url = base_url(host, port)
+    import uvicorn
+
+    url = base_url(*sock.getsockname()[:2])
     print(f"kokoro-nb: OpenAI speech API at {url}/v1/audio/speech (warming up…)", flush=True)
     config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5)
     # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: that is the normal end here.
@@ -69,6 +77,8 @@ def serve_foreground(app: FastAPI, host: str, port: int) -> None:
 
 
 def serve_background(make_app: Callable[[], FastAPI], engine: Engine, host: str, port: int) -> str:
+    import uvicorn
+
     global _running
     with _lock:
         running = _running
@@ -100,6 +110,8 @@ def serve_background(make_app: Callable[[], FastAPI], engine: Engine, host: str,
 
 def _reuse(running: _Running, engine: Engine, host: str, port: int) -> str:
     if port not in (0, running.port) or host != running.host:
+        from kokoro_engine import KokoroError
+
         raise KokoroError(
             f"a speech server is already running at {running.url}; stop it first "
             "(%kokoro serve --stop, or stop_background()) to serve on another address"
@@ -109,6 +121,8 @@ def _reuse(running: _Running, engine: Engine, host: str, port: int) -> str:
 
 
 def _wait_healthy(url: str, thread: threading.Thread) -> None:
+    from kokoro_engine import KokoroError
+
     host, port = url.removeprefix("http://").rsplit(":", 1)
     deadline = time.monotonic() + _HEALTH_TIMEOUT_S
     while time.monotonic() < deadline:
