@@ -13,7 +13,7 @@ import html
 import re
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -290,9 +290,7 @@ class SpeakMagics(Magics):
                     "--after belongs to the cell magic: %%speak --after 'Done' above the code"
                 )
             return self._after(cell, args)
-        speech = self._say(text, args)
-        if args.out:
-            self.shell.user_ns[args.out] = speech  # type: ignore[union-attr]
+        self._say(text, args)
         return None
 
     def _options_from(self, args: argparse.Namespace) -> Options:
@@ -314,7 +312,13 @@ class SpeakMagics(Magics):
             text = fill(text, self.shell.user_ns)
         if not text.strip():
             raise UsageError("%speak: nothing to say (the text is empty)")
-        return _speak_short(text, self._options_from(args))
+
+        def bind(speech: Speech) -> None:
+            # Before a --wait or --no-stream cell blocks: interrupted, it still has its handle.
+            if args.out and self.shell is not None:
+                self.shell.user_ns[args.out] = speech
+
+        return _speak_short(text, self._options_from(args), on_start=bind)
 
     def _after(self, cell: str, args: argparse.Namespace) -> Any:
         message = args.after
@@ -325,15 +329,9 @@ class SpeakMagics(Magics):
         except BaseException as exc:
             # Speaking is a courtesy; the cell's own error is what must reach the user.
             with contextlib.suppress(Exception):
-                speech = self._say(
-                    _spoken_error(exc), argparse.Namespace(**{**vars(args), "raw": True})
-                )
-                if args.out:
-                    self.shell.user_ns[args.out] = speech  # type: ignore[union-attr]
+                self._say(_spoken_error(exc), argparse.Namespace(**{**vars(args), "raw": True}))
             raise
-        speech = self._say(message, args)
-        if args.out:
-            self.shell.user_ns[args.out] = speech  # type: ignore[union-attr]
+        self._say(message, args)
         return value
 
     def _run(self, cell: str) -> Any:
@@ -461,10 +459,12 @@ class SpeakMagics(Magics):
         return f"Kokoro speech server at {url} (OpenAI-compatible: POST {url.rstrip('/')}/v1/audio/speech)"
 
 
-def _speak_short(text: str, options: Options) -> Speech:
+def _speak_short(
+    text: str, options: Options, on_start: Callable[[Speech], None] | None = None
+) -> Speech:
     """speak(), with engine errors shown as one line rather than a stack trace."""
     try:
-        return speak(text, options)
+        return speak(text, options, on_start=on_start)
     except Exception as exc:
         if is_kokoro_error(exc):
             raise shorten_traceback(exc) from None

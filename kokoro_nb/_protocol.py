@@ -8,6 +8,7 @@ the tests (and a fuzzer) share one definition. Kernel → browser: ``start``, ``
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,9 @@ MAX_BUFFER_BYTES = 128 * 1024
 MAX_SAMPLES = MAX_BUFFER_BYTES // 2
 TITLE_CHARS = 200
 TEXT_CHARS = 400
-ABORT_REASONS = ("stopped", "superseded", "error", "closed")
+# stopped: the browser's Stop or kokoro_nb.stop(); superseded: a newer utterance; error: the
+# engine failed; closed: the widget was closed; interrupted: the kernel was interrupted.
+ABORT_REASONS = ("stopped", "superseded", "error", "closed", "interrupted")
 BROWSER_STATES = (
     "idle",
     "buffering",
@@ -123,6 +126,70 @@ def short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def encode(message: Message) -> tuple[dict[str, Any], list[bytes]]:
+    """A message as it goes over the wire: its JSON content and its binary buffers.
+
+    ``decode(*encode(m)) == m`` for every valid message (tests/test_nb_reliability.py checks it).
+    """
+    if isinstance(message, Start):
+        content: dict[str, Any] = {
+            "type": "start",
+            "stream": message.stream,
+            "rate": message.rate,
+            "title": message.title,
+            "voice": message.voice,
+            "speed": float(message.speed),
+            "queue": bool(message.queue),
+            "chars": int(message.chars),
+        }
+    elif isinstance(message, ChunkMsg):
+        content = {
+            "type": "chunk",
+            "stream": message.stream,
+            "seq": message.seq,
+            "offset": message.offset,
+            "piece": message.piece,
+            "text": message.text,
+        }
+        return content, [message.pcm]
+    elif isinstance(message, End):
+        content = {
+            "type": "end",
+            "stream": message.stream,
+            "count": message.count,
+            "samples": message.samples,
+            "metrics": dict(message.metrics),
+        }
+    elif isinstance(message, Abort):
+        content = {
+            "type": "abort",
+            "stream": message.stream,
+            "count": message.count,
+            "samples": message.samples,
+            "reason": message.reason,
+            "error": message.error,
+        }
+    elif isinstance(message, Ack):
+        content = {
+            "type": "ack",
+            "stream": message.stream,
+            "seq": message.seq,
+            "samples": message.samples,
+        }
+    elif isinstance(message, Stop):
+        content = {"type": "stop", "stream": message.stream}
+    elif isinstance(message, State):
+        content = {
+            "type": "state",
+            "stream": message.stream,
+            "state": message.state,
+            "position": float(message.position),
+        }
+    else:
+        raise ProtocolError(f"not a protocol message: {type(message).__name__}")
+    return content, []
+
+
 class Transport(Protocol):
     """Where messages go: a widget's comm in a kernel, a recording in tests."""
 
@@ -165,18 +232,10 @@ class StreamWriter:
         self, title: str, voice: str, speed: float, queue: bool = False, chars: int = 0
     ) -> None:
         """Announce the stream; `chars` (the text's length) lets the player estimate its length."""
-        self._send(
-            {
-                "type": "start",
-                "stream": self.stream,
-                "rate": self.rate,
-                "title": short(title, TITLE_CHARS),
-                "voice": voice,
-                "speed": float(speed),
-                "queue": bool(queue),
-                "chars": int(chars),
-            }
+        start = Start(
+            self.stream, self.rate, short(title, TITLE_CHARS), voice, float(speed), queue, chars
         )
+        self._send(*encode(start))
 
     def chunk(self, samples: np.ndarray, text: str, piece: int) -> int:
         """Send one engine chunk, split so no buffer exceeds MAX_BUFFER_BYTES; returns parts."""
@@ -184,15 +243,10 @@ class StreamWriter:
         parts = 0
         for start in range(0, len(data), MAX_BUFFER_BYTES):
             part = data[start : start + MAX_BUFFER_BYTES]
-            content = {
-                "type": "chunk",
-                "stream": self.stream,
-                "seq": self.count,
-                "offset": self.samples,
-                "piece": int(piece),
-                "text": short(text, TEXT_CHARS),
-            }
-            self._send(content, [part])
+            message = ChunkMsg(
+                self.stream, self.count, self.samples, int(piece), short(text, TEXT_CHARS), part
+            )
+            self._send(*encode(message))
             self.sent_at.append(time.perf_counter())
             self.count += 1
             self.samples += len(part) // 2
@@ -200,30 +254,15 @@ class StreamWriter:
         return parts
 
     def end(self, metrics: Mapping[str, Any] | None = None) -> None:
-        content = {
-            "type": "end",
-            "stream": self.stream,
-            "count": self.count,
-            "samples": self.samples,
-        }
-        content["metrics"] = summary(metrics or {})
-        self._finish(content)
+        self._finish(End(self.stream, self.count, self.samples, summary(metrics or {})))
 
     def abort(self, reason: str, error: str = "") -> None:
-        content = {
-            "type": "abort",
-            "stream": self.stream,
-            "count": self.count,
-            "samples": self.samples,
-            "reason": reason,
-            "error": short(error, TEXT_CHARS),
-        }
-        self._finish(content)
+        self._finish(Abort(self.stream, self.count, self.samples, reason, short(error, TEXT_CHARS)))
 
-    def _finish(self, content: dict[str, Any]) -> None:
+    def _finish(self, message: End | Abort) -> None:
         if not self.finished:  # exactly one end or abort per stream
             self.finished = True
-            self._send(content)
+            self._send(*encode(message))
 
     def _send(self, content: dict[str, Any], buffers: list[bytes] | None = None) -> None:
         self.transport.send(content, buffers or [])
@@ -246,6 +285,10 @@ def decode(content: Mapping[str, Any], buffers: Sequence[Buffer] = ()) -> Messag
     decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
     if decoder is None:
         raise ProtocolError(f"unknown message type {kind!r}")
+    if buffers is None:
+        buffers = ()
+    if not isinstance(buffers, Sequence) or isinstance(buffers, (str, bytes, bytearray)):
+        raise ProtocolError(f"buffers come as a list, not {type(buffers).__name__}")
     if kind != "chunk" and buffers:
         raise ProtocolError(f"a {kind} message carries no binary buffers")
     return decoder(content, buffers)
@@ -269,9 +312,14 @@ def _str(content: Mapping[str, Any], key: str, default: str = "") -> str:
 
 def _number(content: Mapping[str, Any], key: str, default: float) -> float:
     value = content.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ProtocolError(f"{content.get('type')}.{key} must be a number, not {value!r}")
-    return float(value)
+    try:
+        # float() of a huge JSON integer overflows; NaN and infinity are no speed or position.
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if not isinstance(value, (int, float)) or not math.isfinite(number):
+        raise ProtocolError(f"{content.get('type')}.{key} must be a finite number, not {value!r}")
+    return number
 
 
 def _start(content: Mapping[str, Any], _: Sequence[Buffer]) -> Start:
@@ -292,7 +340,12 @@ def _start(content: Mapping[str, Any], _: Sequence[Buffer]) -> Start:
 def _chunk(content: Mapping[str, Any], buffers: Sequence[Buffer]) -> ChunkMsg:
     if len(buffers) != 1:
         raise ProtocolError(f"a chunk carries exactly one buffer, not {len(buffers)}")
-    pcm = bytes(buffers[0])
+    if not isinstance(buffers[0], (bytes, bytearray, memoryview)):
+        raise ProtocolError(f"a chunk's buffer holds bytes, not {type(buffers[0]).__name__}")
+    try:
+        pcm = bytes(buffers[0])  # a non-contiguous memoryview cannot be copied to bytes
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"a chunk's buffer cannot be read: {exc}") from None
     if len(pcm) % 2 or not pcm:
         raise ProtocolError(
             f"chunk PCM must be a non-empty whole number of int16 samples ({len(pcm)} bytes)"

@@ -9,6 +9,7 @@ A new utterance stops the ones before it unless it is queued behind them.
 from __future__ import annotations
 
 import contextvars
+import os
 import threading
 import time
 import traceback
@@ -81,6 +82,7 @@ class Speech:
         self.audio: Audio | None = None
         self.metrics: dict[str, Any] = {}
         self.chunks = 0  # engine chunks received
+        self.stopped_after: int | None = None  # chunks received when stop() was asked for
         self.created = time.perf_counter()
         self.writer: StreamWriter | None = None
         self._stream: Stream | None = None
@@ -111,6 +113,7 @@ class Speech:
         if self._done.is_set() or self._stop.is_set():
             return
         self.reason = reason
+        self.stopped_after = self.chunks
         self._stop.set()
         stream = self._stream
         if stream is not None:
@@ -119,6 +122,15 @@ class Speech:
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    def _abandon(self) -> None:
+        """Stop a speech interrupted while it was being set up (its worker may not exist)."""
+        self.stop("interrupted")
+        if self._thread is None:
+            if self._stream is not None:
+                self._stream.close()
+            self.state = "stopped"
+            self._done.set()
 
     def wait(self, timeout: float | None = None) -> Audio | None:
         """Block until synthesis ends; the clip (None if stopped before any audio).
@@ -177,7 +189,9 @@ class Speech:
     def _pump(self, parts: list[np.ndarray]) -> None:
         assert self._stream is not None
         if self.player is not None:
-            self.writer = self.player.open_stream(on_stop=self.stop)
+            self.writer = self.player.open_stream(
+                on_stop=self.stop, on_close=lambda: self.stop("closed")
+            )
             o = self.options
             self.writer.start(self.text, o.voice, o.speed, queue=o.queue, chars=len(self.text))
         held: list[tuple[np.ndarray, str, int]] = []
@@ -206,10 +220,16 @@ class Speech:
             self.writer.end(self.metrics)
         self.audio = self._clip(parts)
         notes = []
-        if self.options.save:
-            path = self.audio.save(self.options.save)
-            notes.append(f"saved to {path}")
         self.state = "done"
+        if self.options.save:
+            try:
+                path = self.audio.save(os.path.expanduser(self.options.save))
+                notes.append(f"saved to {path}")
+            except Exception as exc:  # the disk, not the speech, failed: keep the clip
+                self.error = exc
+                self.traceback = traceback.format_exc()
+                self.state = "failed"
+                notes.append(f"not saved: {error_line(exc)}")
         self._show_result(notes)
 
     def _finish_stopped(self, parts: list[np.ndarray]) -> None:
@@ -370,13 +390,19 @@ def _in_ipython() -> bool:
 
 
 def speak(
-    text: str, options: Options, player: Player | None = None, display: bool = True
+    text: str,
+    options: Options,
+    player: Player | None = None,
+    display: bool = True,
+    on_start: Callable[[Speech], None] | None = None,
 ) -> Speech:
     """Start speaking `text` (the engine of ``say`` and ``%%speak``); returns the handle at once.
 
     Bad input (unknown voice, speed out of range, empty text) raises here, before anything
     is displayed, unless the utterance is queued (then it fails in its output when its turn
-    comes). With ``wait`` or ``stream=False`` this returns once synthesis is done.
+    comes). With ``wait`` or ``stream=False`` this returns once synthesis is done; a
+    KeyboardInterrupt while it waits stops the speech. `on_start` gets the handle before
+    that wait (``-o VAR`` binds it there, so an interrupted cell still leaves the handle).
     """
     _check_save(options.save)
     if options.markdown:
@@ -391,25 +417,54 @@ def speak(
     speech = Speech(text, options, player)
     if not options.queue:
         speech.open()
-    conductor.admit(speech)
-    if display:
-        speech.show()
-    speech.start()
+    try:
+        conductor.admit(speech)
+        if display:
+            speech.show()
+        speech.start()
+    except BaseException:
+        # Interrupted (or failed) between admitting and starting: a speech nobody runs would
+        # hold its engine stream open and keep kokoro_nb.wait() waiting for ever.
+        speech._abandon()
+        raise
+    if on_start is not None:
+        on_start(speech)
     if options.wait or not options.stream:
-        try:
-            speech._done.wait()
-        except KeyboardInterrupt:
-            speech.stop()
-            raise
+        block(speech)
     return speech
+
+
+def block(speech: Speech) -> None:
+    """Wait for `speech` to be synthesized; Ctrl-C (interrupt kernel) stops it.
+
+    The KeyboardInterrupt is re-raised, so the cell (and a notebook run) still stops, but
+    IPython shows it as one line: the speech's own frames are of no use to the user.
+    """
+    try:
+        speech._done.wait()
+    except KeyboardInterrupt as exc:
+        speech.stop("interrupted")
+        line = f"KeyboardInterrupt: speech stopped after {speech.stopped_after or 0} chunk(s)"
+        exc._render_traceback_ = lambda: [f"\x1b[0;31m{line}\x1b[0m"]  # type: ignore[attr-defined]
+        raise
 
 
 def _check_save(path: str | None) -> None:
     """A --save name the engine cannot write fails now, not after the whole synthesis."""
-    if path and Path(path).suffix.lower() not in SAVE_SUFFIXES:
-        from kokoro_engine import InputError
+    if not path:
+        return
+    from kokoro_engine import InputError
 
-        raise InputError(f"cannot save {Path(path).name!r}: use a .wav, .flac or .ogg file name")
+    target = Path(os.path.expanduser(path))
+    if target.suffix.lower() not in SAVE_SUFFIXES:
+        raise InputError(f"cannot save {target.name!r}: use a .wav, .flac or .ogg file name")
+    if target.is_dir():
+        raise InputError(f"cannot save to {path!r}: it is a folder; add a file name (clip.wav)")
+    folder = target.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot save to {path!r}: the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"cannot save to {path!r}: the folder {str(folder)!r} is not writable")
 
 
 def merge(options: Options, **changes: Any) -> Options:

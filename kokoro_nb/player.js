@@ -16,7 +16,9 @@
  *   {type:"end", stream:S, count:M, samples:T, metrics}
  *       S is complete: M chunk messages (seq 0..M-1) holding T samples in all.
  *   {type:"abort", stream:S, count:M, samples:T, reason, error}
- *       S stopped early (reason: stopped | superseded | error | closed) after M chunks.
+ *       S stopped early after M chunks. reason: stopped (Stop, kokoro_nb.stop()) | superseded
+ *       (a newer utterance) | error (then `error` is one line saying why) | closed (the
+ *       widget was closed) | interrupted (the kernel was interrupted while the cell waited).
  * Browser → kernel:
  *   {type:"ack", stream:S, seq:N, samples:T}   every chunk up to seq N arrived (T samples)
  *   {type:"stop", stream:S}                    the user pressed stop: cancel the synthesis
