@@ -27,7 +27,7 @@ from kokoro_nb._server import start_background, stop_background
 
 VOICE = "af_heart"
 _TEMPLATE = (
-    "On day {a} the ridge station logged {b} gusts under clear skies, "
+    "Entry {a}. The ridge station logged {b} gusts under clear skies, "
     "so the two tired hikers walked {c} metres on toward the old stone house."
 )
 
@@ -35,12 +35,17 @@ _TEMPLATE = (
 def text(n: int) -> str:
     """A distinct request of exactly 140 characters for 1000 <= n < 10000.
 
-    Every clause carries its own number (7 and 13 are prime to 9000, so no two texts share
-    one), so no piece of any text is in the engine's audio cache from another.
+    The engine caches audio per piece, and pieces start small: the number opens the text so
+    the first piece differs, and every later clause has its own number (7 and 13 are prime
+    to 9000, so no two texts share one). No piece of one text is cached from another.
     """
     words = _TEMPLATE.format(a=n, b=(n * 7) % 9000 + 1000, c=(n * 13) % 9000 + 1000)
     assert len(words) == 140, len(words)
     return words
+
+
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def pct(values: list[float]) -> dict[str, float]:
@@ -99,6 +104,7 @@ def overhead(engine: Engine, http: httpx.Client, runs: int, fmt: str, base: int)
     rows: dict[str, list[float]] = {k: [] for k in ("srv", "srv_eng", "eng", "eng_own")}
     firsts: dict[str, list[float]] = {k: [] for k in ("srv", "srv_eng", "eng")}
     for i in range(runs):
+        progress(f"{fmt}: run {i + 1} of {runs}")
         body = {"input": text(1000 + base + i), "voice": VOICE, "response_format": fmt}
         wall, engine_s = whole(http, body)
         rows["srv"].append(wall)
@@ -147,6 +153,7 @@ def load(url: str, clients: int, per_client: int) -> dict[str, Any]:
                     with lock:
                         errors.append(repr(exc))
 
+    progress(f"load: {clients} clients x {per_client} requests")
     start = time.perf_counter()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
     for thread in threads:
