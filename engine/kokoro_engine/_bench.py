@@ -92,11 +92,7 @@ def median(runs: list[dict[str, float]]) -> dict[str, float]:
 
 
 def bench_ours(text: str, voice: str, **engine_kwargs: Any) -> dict[str, Any]:
-    start = time.perf_counter()
-    engine = Engine(audio_cache_mb=0, **engine_kwargs)
-    engine.wait_warm()
-    load = time.perf_counter() - start
-    ours_once(engine, SHORT, voice)
+    engine, load = _our_engine(**engine_kwargs)
     result: dict[str, Any] = median([ours_once(engine, text, voice) for _ in range(REPEATS)])
     result["engine_load_s"] = round(load, 3)
     result["variant"] = engine.variants
@@ -104,47 +100,80 @@ def bench_ours(text: str, voice: str, **engine_kwargs: Any) -> dict[str, Any]:
     return result
 
 
+def _our_engine(**engine_kwargs: Any) -> tuple[Engine, float]:
+    start = time.perf_counter()
+    engine = Engine(audio_cache_mb=0, **engine_kwargs)
+    engine.wait_warm()
+    load = time.perf_counter() - start
+    ours_once(engine, SHORT, "af_heart")  # warm
+    return engine, load
+
+
 def voices_npz(voice: str, folder: Path) -> Path:
     """kokoro-onnx reads voices from one .npz; build it from our voice files."""
-    table = np.fromfile(assets.voice_path(voice, assets.voices_dir()), dtype="<f4").reshape(
-        510, 1, 256
-    )
+    table = np.fromfile(assets.voice_path(voice, assets.voices_dir()), dtype="<f4")
     path = folder / "voices.npz"
-    arrays: dict[str, Any] = {voice: table}
+    arrays: dict[str, Any] = {voice: table.reshape(510, 1, 256)}
     np.savez(path, **arrays)
     return path
 
 
-def bench_baseline(text: str, voice: str, model: Path, npz: Path) -> dict[str, Any]:
-    import asyncio
+class Baseline:
+    """kokoro-onnx 0.6.1 on the same model file and voice."""
 
-    from kokoro_onnx import Kokoro
+    def __init__(self, model: Path, npz: Path, voice: str) -> None:
+        from kokoro_onnx import Kokoro
 
-    start = time.perf_counter()
-    kokoro = Kokoro(str(model), str(npz))
-    load = time.perf_counter() - start
-    kokoro.create(SHORT, voice=voice, lang="en-us")  # warm, as we warm ours
-    runs = []
-    for _ in range(REPEATS):
         start = time.perf_counter()
-        samples, rate = kokoro.create(text, voice=voice, lang="en-us")
-        total = time.perf_counter() - start
-        runs.append(
-            {"total_s": total, "audio_s": len(samples) / rate, "rtf": total / (len(samples) / rate)}
-        )
+        self.kokoro = Kokoro(str(model), str(npz))
+        self.load_s = time.perf_counter() - start
+        self.voice = voice
+        self.kokoro.create(SHORT, voice=voice, lang="en-us")  # warm, as we warm ours
 
-    async def first_chunk() -> float:
+    def once(self, text: str) -> dict[str, float]:
+        import asyncio
+
+        start = time.perf_counter()
+        samples, rate = self.kokoro.create(text, voice=self.voice, lang="en-us")
+        total = time.perf_counter() - start
+        audio = len(samples) / rate
+        return {
+            "ttfa_s": asyncio.run(self._first_chunk(text)),
+            "total_s": total,
+            "audio_s": audio,
+            "rtf": total / audio,
+        }
+
+    async def _first_chunk(self, text: str) -> float:
         begin = time.perf_counter()
-        async for _ in kokoro.create_stream(text, voice=voice, lang="en-us"):
+        async for _ in self.kokoro.create_stream(text, voice=self.voice, lang="en-us"):
             return time.perf_counter() - begin
         return float("nan")
 
-    result: dict[str, Any] = median(runs)
-    result["ttfa_s"] = round(
-        statistics.median(asyncio.run(first_chunk()) for _ in range(REPEATS)), 4
-    )
-    result["engine_load_s"] = round(load, 3)
-    return result
+
+def side_by_side(text: str, voice: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both engines, their runs interleaved so a noisy machine slows both alike."""
+    engine, load = _our_engine()
+    model = assets.model_path()
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = voices_npz(voice, Path(tmp))
+        baseline = Baseline(model, npz, voice)
+        ours_runs, their_runs, ours_cold, their_cold = [], [], [], []
+        for _ in range(REPEATS):
+            ours_runs.append(ours_once(engine, text, voice))
+            their_runs.append(baseline.once(text))
+        engine.close()
+        for _ in range(REPEATS):
+            ours_cold.append(cold_start(_COLD_OURS, SHORT, voice))
+            their_cold.append(cold_start(_COLD_BASELINE, SHORT, voice, str(model), str(npz)))
+    ours: dict[str, Any] = median(ours_runs) | {
+        "engine_load_s": round(load, 3),
+        "variant": engine.variants,
+    }
+    theirs: dict[str, Any] = median(their_runs) | {"engine_load_s": round(baseline.load_s, 3)}
+    ours["cold_start_s"] = round(statistics.median(ours_cold), 3)
+    theirs["cold_start_s"] = round(statistics.median(their_cold), 3)
+    return ours, theirs
 
 
 def sweep_first_piece(text: str, voice: str) -> list[dict[str, Any]]:
@@ -240,35 +269,39 @@ def run_bench(
     as_json: bool = False,
 ) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine(), "text_chars": len(text), "voice": voice}
-    _say(as_json, "measuring this engine ...")
-    report["ours"] = bench_ours(text, voice)
-    report["ours"]["cold_start_s"] = round(cold_start(_COLD_OURS, SHORT, voice), 3)
-    if baseline:
-        _say(as_json, "measuring kokoro-onnx ...")
-        report["kokoro_onnx"] = _baseline(text, voice)
+    report["load_average_before"] = _load_average()
+    if baseline and _has_baseline():
+        _say(as_json, "measuring kokoro-nb and kokoro-onnx, runs interleaved ...")
+        report["ours"], report["kokoro_onnx"] = side_by_side(text, voice)
         report["ratio"] = _ratios(report["ours"], report["kokoro_onnx"])
+    else:
+        _say(as_json, "measuring kokoro-nb ...")
+        report["ours"] = bench_ours(text, voice)
+        report["ours"]["cold_start_s"] = round(cold_start(_COLD_OURS, SHORT, voice), 3)
     if not quick:
         _say(as_json, "sweeping first-piece size, concurrency and variants ...")
         report["first_piece"] = sweep_first_piece(text, voice)
         report["concurrency"] = sweep_concurrency(voice)
         report["variants"] = sweep_variants(text, voice)
+    report["load_average_after"] = _load_average()
     print(json.dumps(report, indent=2) if as_json else render(report))
     return report
 
 
-def _baseline(text: str, voice: str) -> dict[str, Any]:
+def _load_average() -> list[float] | None:
+    """The machine's load: a benchmark run beside other work says so in its report."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _has_baseline() -> bool:
     try:
         import kokoro_onnx  # noqa: F401
     except ImportError:
-        return {"error": "kokoro-onnx is not installed (it is a dev dependency: uv sync)"}
-    model = assets.model_path()
-    with tempfile.TemporaryDirectory() as tmp:
-        npz = voices_npz(voice, Path(tmp))
-        result = bench_baseline(text, voice, model, npz)
-        result["cold_start_s"] = round(
-            cold_start(_COLD_BASELINE, SHORT, voice, str(model), str(npz)), 3
-        )
-    return result
+        return False
+    return True
 
 
 def _ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float]:
@@ -290,7 +323,8 @@ def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         f"machine: {m['cpu']}, {m['cores']} cores, {m['system']}, Python {m['python']}, onnxruntime {m['onnxruntime']}",
-        f"text: {report['text_chars']} characters, voice {report['voice']}",
+        f"text: {report['text_chars']} characters, voice {report['voice']}; "
+        f"load average before {report.get('load_average_before')}, after {report.get('load_average_after')}",
         "",
         f"{'':<14}{'first audio':>12}{'RTF':>8}{'total':>9}{'audio':>9}{'cold start':>12}",
     ]
