@@ -131,7 +131,8 @@ async def speak(state: ServerState, body: SpeechRequest, request: Request) -> Re
         speech.failed = True
         speech.close()
         raise from_kokoro(exc, during_synthesis=True) from exc
-    except BaseException:
+    except BaseException as exc:
+        speech.failed = isinstance(exc, Exception)  # not a cancellation: a departed client
         speech.close()
         raise
     if live:

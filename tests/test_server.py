@@ -20,9 +20,10 @@ import openai
 import psutil
 import pytest
 import soundfile
+from fastapi.testclient import TestClient
 
-from kokoro_engine import Engine, KokoroError
-from kokoro_nb._server import start_background, stop_background
+from kokoro_engine import AssetError, Engine, InputError, KokoroError, SynthesisError
+from kokoro_nb._server import create_app, start_background, stop_background
 from kokoro_nb._server_threads import bind
 
 from speech import assert_speech, spectral_similarity
@@ -140,7 +141,7 @@ def test_openai_client_raises_typed_errors(
 ) -> None:
     args: dict[str, object] = {"model": "tts-1", "voice": "alloy", "input": "Hi.", **kwargs}
     with pytest.raises(error) as caught:
-        client.audio.speech.create(**args)  # type: ignore[arg-type]
+        client.audio.speech.create(**args)
     body = caught.value.body  # type: ignore[attr-defined]
     assert body["param"] == param and body["message"] and body["type"]
 
@@ -341,6 +342,102 @@ def _load(url: str, clients: int, per_client: int, round_: int) -> list[object]:
         thread.join()
     assert len(results) == clients * per_client
     return results
+
+
+# --- an engine still warming, or failing: a stand-in engine, in process ---------------------
+
+
+class _FailingStream:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.metrics = {"voice": "af_heart"}
+
+    def __iter__(self) -> _FailingStream:
+        return self
+
+    def __next__(self) -> object:
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
+class _FailingEngine:
+    """Accepts every request, then fails while synthesizing its first piece."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.voices = ["af_heart"]
+
+    def status(self) -> dict[str, object]:
+        return {"warm": True, "providers": ["stand-in"], "variants": {}}
+
+    def stream(self, *args: object) -> _FailingStream:
+        return _FailingStream(self.error)
+
+    def close(self) -> None:
+        pass
+
+
+def test_health_is_503_until_the_engine_is_warm() -> None:
+    release = threading.Event()
+
+    def build() -> Engine:
+        release.wait(30)
+        return _FailingEngine(SynthesisError("x"))  # type: ignore[return-value]
+
+    with TestClient(create_app(build)) as local:
+        assert local.get("/health").status_code == 503
+        assert local.get("/health").json()["status"] == "warming"
+        early = local.post("/v1/audio/speech", json={"input": "Too early."})
+        assert early.status_code == 503 and early.json()["error"]["type"] == "server_error"
+        release.set()
+        _wait_ready(local)
+
+
+def _wait_ready(local: TestClient) -> None:
+    deadline = time.monotonic() + 30
+    while local.get("/health").status_code != 200:
+        assert time.monotonic() < deadline, local.get("/health").json()
+        time.sleep(0.02)
+
+
+def test_an_engine_that_cannot_be_built_is_reported() -> None:
+    def build() -> Engine:
+        raise AssetError("the model file is truncated")
+
+    with TestClient(create_app(build)) as local:
+        deadline = time.monotonic() + 30
+        while (health := local.get("/health").json())["status"] == "warming":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert health["status"] == "failed" and "truncated" in health["error"]
+        answer = local.post("/v1/audio/speech", json={"input": "Hello."})
+        assert answer.status_code == 503 and "truncated" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "kind"),
+    [
+        (InputError("no speakable text"), 422, "invalid_request_error"),
+        (SynthesisError("every session failed"), 500, "server_error"),
+        (RuntimeError("a bug"), 500, "server_error"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_failures_while_synthesizing_answer_json(
+    error: Exception, status: int, kind: str, stream: bool
+) -> None:
+    app = create_app(lambda: _FailingEngine(error))  # type: ignore[arg-type,return-value]
+    with TestClient(app, raise_server_exceptions=False) as local:
+        _wait_ready(local)
+        body = {"input": "Hello.", "response_format": "pcm", "stream": stream}
+        answer = local.post("/v1/audio/speech", json=body)
+        assert answer.status_code == status
+        assert answer.json()["error"]["type"] == kind
+        assert local.get("/health").status_code == 200
+        assert metric(local, "kokoro_speech_disconnects_total") == 0
+        assert metric(local, "kokoro_speech_in_flight") == 0
 
 
 # --- lifecycle ------------------------------------------------------------------------------
