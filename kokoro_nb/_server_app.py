@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -54,6 +55,7 @@ class ServerState:
             self.engine = self.factory()
         except Exception as exc:  # reported by /health and every request
             self.failure = f"{type(exc).__name__}: {exc}"
+            print(f"kokoro-nb: error: the engine could not be built: {exc}", file=sys.stderr)
             return
         self.ready_s = round(time.perf_counter() - self.started, 3)
         self.metrics.ready.set(1)

@@ -37,8 +37,10 @@ STREAM_BY_DEFAULT = frozenset({"mp3", "opus", "pcm"})
 class Speech:
     """One request's engine Stream and encoder; its blocking steps run in worker threads."""
 
-    def __init__(self, state: ServerState, body: SpeechRequest, stream: Stream, live: bool) -> None:
-        self.state, self.stream, self.live = state, stream, live
+    def __init__(
+        self, state: ServerState, body: SpeechRequest, stream: Stream, live: bool, t0: float
+    ) -> None:
+        self.state, self.stream, self.live, self.t0 = state, stream, live, t0
         self.fmt = body.response_format
         self.sse = body.stream_format == "sse"
         self.encoder: StreamEncoder | None = stream_encoder(self.fmt) if live else None
@@ -46,7 +48,6 @@ class Speech:
         # Costly encoders go in slices; PCM and WAV cost nothing, so whole chunks go out.
         self.slice = SLICE_SAMPLES if isinstance(self.encoder, SoundfileStream) else 0
         self.pending: deque[np.ndarray] = deque()
-        self.t0 = time.perf_counter()
         self.ttfb: float | None = None
         self.done = False
         self.failed = False  # an engine error, not a departed client, ended it
@@ -116,13 +117,14 @@ class Speech:
 
 
 async def speak(state: ServerState, body: SpeechRequest, request: Request) -> Response:
+    t0 = time.perf_counter()
     request.state.response_format = body.response_format
     voice = check_request(body, state.max_input_chars)
     engine = state.require_engine()
     live = _streams(body)
     stream = await state.run(engine.stream, body.input, voice, body.speed, body.lang)
     state.metrics.in_flight.inc()
-    speech = Speech(state, body, stream, live)
+    speech = Speech(state, body, stream, live, t0)
     try:
         # The first chunk comes before the status line, so text the engine cannot speak
         # still gets a 4xx rather than a 200 cut short.
