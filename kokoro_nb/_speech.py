@@ -123,9 +123,9 @@ class Speech:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def _abandon(self) -> None:
-        """Stop a speech interrupted while it was being set up (its worker may not exist)."""
-        self.stop("interrupted")
+    def _abandon(self, reason: str) -> None:
+        """Stop a speech whose setup or wait was cut short (its worker may not exist yet)."""
+        self.stop(reason)
         if self._thread is None:
             if self._stream is not None:
                 self._stream.close()
@@ -401,8 +401,9 @@ def speak(
     Bad input (unknown voice, speed out of range, empty text) raises here, before anything
     is displayed, unless the utterance is queued (then it fails in its output when its turn
     comes). With ``wait`` or ``stream=False`` this returns once synthesis is done; a
-    KeyboardInterrupt while it waits stops the speech. `on_start` gets the handle before
-    that wait (``-o VAR`` binds it there, so an interrupted cell still leaves the handle).
+    KeyboardInterrupt while it waits stops the speech and re-raises (shown as one line).
+    `on_start` gets the handle before that wait (``-o VAR`` binds it there, so an
+    interrupted cell still leaves its handle).
     """
     _check_save(options.save)
     if options.markdown:
@@ -415,38 +416,31 @@ def speak(
 
         player = Player()
     speech = Speech(text, options, player)
-    if not options.queue:
-        speech.open()
     try:
-        conductor.admit(speech)
+        if not options.queue:
+            speech.open()
+        conductor.admit(speech)  # only once the input proved good: bad input stops nothing
         if display:
             speech.show()
         speech.start()
-    except BaseException:
-        # Interrupted (or failed) between admitting and starting: a speech nobody runs would
-        # hold its engine stream open and keep kokoro_nb.wait() waiting for ever.
-        speech._abandon()
-        raise
-    if on_start is not None:
-        on_start(speech)
-    if options.wait or not options.stream:
-        block(speech)
-    return speech
-
-
-def block(speech: Speech) -> None:
-    """Wait for `speech` to be synthesized; Ctrl-C (interrupt kernel) stops it.
-
-    The KeyboardInterrupt is re-raised, so the cell (and a notebook run) still stops, but
-    IPython shows it as one line: the speech's own frames are of no use to the user.
-    """
-    try:
-        speech._done.wait()
+        if on_start is not None:
+            on_start(speech)
+        if options.wait or not options.stream:
+            speech._done.wait()
     except KeyboardInterrupt as exc:
-        speech.stop("interrupted")
-        line = f"KeyboardInterrupt: speech stopped after {speech.stopped_after or 0} chunk(s)"
+        # Ctrl-C / "interrupt kernel" while the cell waits (or sets up): stop this speech,
+        # keep the engine for the next cell, and let IPython show one line, not our frames.
+        speech._abandon("interrupted")
+        line = "KeyboardInterrupt"
+        if speech.reason == "interrupted":  # not when it had just finished anyway
+            line += f": speech stopped after {speech.stopped_after or 0} chunk(s)"
         exc._render_traceback_ = lambda: [f"\x1b[0;31m{line}\x1b[0m"]  # type: ignore[attr-defined]
         raise
+    except BaseException:
+        # A speech nobody runs would hold its engine stream open and keep wait() waiting.
+        speech._abandon("stopped")
+        raise
+    return speech
 
 
 def _check_save(path: str | None) -> None:
