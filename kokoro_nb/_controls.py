@@ -182,6 +182,18 @@ class Controls(w.VBox):
         if self.last is not None:
             self.last.stop()
 
+    def close(self) -> None:
+        """Close the panel, its player and its controls; the speech stops (nobody hears it)."""
+        self._cancel_timer()
+        self.player.close()  # stops the stream it carries ("closed")
+        for child in (self.text, self.language, self.voice, self.speed, self.blend):
+            child.close()
+        for child in (self.voice2, self.weight, self.button, self.stop_button, self.live):
+            child.close()
+        self.status.close()
+        self.table.close()
+        super().close()
+
     # --- reacting to changes ---------------------------------------------------------------
 
     def _language_changed(self, change: dict[str, Any]) -> None:

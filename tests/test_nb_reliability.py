@@ -433,6 +433,18 @@ def test_a_tab_closed_mid_stream_leaves_a_clean_kernel_and_markup_stays_text(
         pytest.skip("synthesis finished before the tab closed: not a mid-stream close")
 
 
+def test_closing_the_controls_stops_their_speech(engine: Any, comms: list[RecordingComm]) -> None:
+    set_engine(engine)
+    panel = Controls(LONG.replace("Harbor", "Panel"), live=False)
+    speech = panel.speak()
+    assert speech is not None
+    wait_for_chunk(channel(panel.player))
+    panel.close()
+    speech.wait(300)
+    assert speech.state == "stopped" and speech.reason == "closed" and panel.player.closed
+    assert panel.comm is None and panel.speed.comm is None  # the whole panel went away
+
+
 def test_a_queued_speech_whose_player_closed_never_runs(
     ip: InteractiveShell, comms: list[RecordingComm]
 ) -> None:
