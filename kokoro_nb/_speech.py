@@ -123,14 +123,20 @@ class Speech:
     def done(self) -> bool:
         return self._done.is_set()
 
-    def _abandon(self, reason: str) -> None:
-        """Stop a speech whose setup or wait was cut short (its worker may not exist yet)."""
+    def _abandon(self, reason: str, close_player: bool = False) -> None:
+        """Stop a speech whose setup or wait was cut short (its worker may not exist yet).
+
+        With `close_player`, a player made for it and never shown is closed too (else every
+        cell with a typo would leave a widget behind in the front end).
+        """
         self.stop(reason)
         if self._thread is None:
             if self._stream is not None:
                 self._stream.close()
             self.state = "stopped"
             self._done.set()
+        if close_player and self._outputs is None and self.player is not None:
+            self.player.close()
 
     def wait(self, timeout: float | None = None) -> Audio | None:
         """Block until synthesis ends; the clip (None if stopped before any audio).
@@ -411,7 +417,8 @@ def speak(
 
         text = strip_markdown(text)
     display = display and _in_ipython()
-    if player is None and display:
+    made_player = player is None and display
+    if made_player:
         from ._player import Player
 
         player = Player()
@@ -430,7 +437,7 @@ def speak(
     except KeyboardInterrupt as exc:
         # Ctrl-C / "interrupt kernel" while the cell waits (or sets up): stop this speech,
         # keep the engine for the next cell, and let IPython show one line, not our frames.
-        speech._abandon("interrupted")
+        speech._abandon("interrupted", close_player=made_player)
         line = "KeyboardInterrupt"
         if speech.reason == "interrupted":  # not when it had just finished anyway
             line += f": speech stopped after {speech.stopped_after or 0} chunk(s)"
@@ -438,7 +445,7 @@ def speak(
         raise
     except BaseException:
         # A speech nobody runs would hold its engine stream open and keep wait() waiting.
-        speech._abandon("stopped")
+        speech._abandon("stopped", close_player=made_player)
         raise
     return speech
 

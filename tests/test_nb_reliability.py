@@ -572,9 +572,13 @@ def test_mistakes_show_as_one_readable_line(
     assert "Traceback" not in shown[0] and "File " not in shown[0]
 
 
-def test_bad_input_does_not_stop_the_speech_already_playing(ip: InteractiveShell) -> None:
+def test_bad_input_does_not_stop_the_speech_already_playing(
+    ip: InteractiveShell, comms: list[RecordingComm]
+) -> None:
     run(ip, "%%speak -o a\nThe good cell keeps talking.")
     assert not ip.run_cell("%speak -v zz_nobody Hello.").success
+    # The player made for the failed cell was never shown; it is closed, not left behind.
+    assert comms[-1].published[-1][0] == "comm_close"
     a = speech_of(ip, "a")
     a.wait(300)
     assert a.state == "done"
