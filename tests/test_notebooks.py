@@ -193,8 +193,8 @@ def test_quickstart_every_speak_cell_streams_to_a_player_and_keeps_the_clip(
 
 # What the cells say with their numbers read out (assert_speech paces words per second).
 SPOKEN = {
-    "say": "Loaded twelve thousand four hundred and eighty rows. The accuracy is ninety-three point seven percent.",
-    "fill": "The model reached ninety-four percent accuracy on twelve thousand four hundred and eighty rows.",
+    "say": "Loaded one thousand two hundred rows. Accuracy is ninety-three point seven percent.",
+    "fill": "The model reached ninety-four percent accuracy.",
 }
 
 
