@@ -209,6 +209,48 @@ def machine() -> dict[str, Any]:
     }
 
 
+def markdown(results: dict[str, Any]) -> str:
+    """The results as the tables docs/server.md carries (medians, with p90 where it matters)."""
+
+    def cell(stats: dict[str, float] | None, key: str = "p50") -> str:
+        return (
+            "–"
+            if not stats
+            else f"{stats[key] * 1000:.0f} ms"
+            if stats[key] < 1
+            else f"{stats[key]:.2f} s"
+        )
+
+    lines = [
+        "| format | server whole | engine synthesize | overhead, same request (p50 / p90) "
+        "| server first bytes | engine first audio | overhead, same request (p50 / p90) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in results["single"]:
+        lines.append(
+            f"| {row['format']} | {cell(row['server_whole_s'])} | {cell(row['engine_synthesize_s'])} "
+            f"| {cell(row['overhead_whole_same_request_s'])} / "
+            f"{cell(row['overhead_whole_same_request_s'], 'p90')} "
+            f"| {cell(row['server_first_bytes_s'])} | {cell(row['engine_first_audio_s'])} "
+            f"| {cell(row['overhead_first_bytes_same_request_s'])} / "
+            f"{cell(row['overhead_first_bytes_same_request_s'], 'p90')} |"
+        )
+    load, ready = results["load"], results["ready"]
+    lines += [
+        "",
+        f"Load: {load['clients']} clients, {load['requests']} requests, {len(load['errors'])} errors, "
+        f"{load['wall_s']} s, {load['requests_per_s']} requests/s. Total p50 / p90 / p99: "
+        f"{cell(load['total_s'])} / {cell(load['total_s'], 'p90')} / {cell(load['total_s'], 'p99')}; "
+        f"first bytes (streamed half) p50 / p90 / p99: {cell(load['first_bytes_s'])} / "
+        f"{cell(load['first_bytes_s'], 'p90')} / {cell(load['first_bytes_s'], 'p99')}.",
+        "",
+        f"Ready: a fresh `run()` process answers /health 200 after {ready['healthy_s']} s "
+        f"(first HTTP answer after {ready['port_open_s']} s); `start_background` on a warm "
+        f"engine: {ready['start_background_warm_engine_s']} s.",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8)
@@ -235,6 +277,7 @@ def main() -> None:
     stop_background()
     engine.close()
     print(json.dumps(results, indent=2))
+    print(markdown(results))
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)
