@@ -497,12 +497,12 @@ class Stream:
     def __next__(self) -> Chunk:
         future = self._next_future()
         if future is None:
-            self._finish()
+            self._end(complete=not self._request.cancel.is_set())
             raise StopIteration
         try:
             chunk = future.result()
         except Cancelled:
-            self._finish()
+            self._end(complete=False)
             raise StopIteration from None
         except BaseException:
             self.close()
@@ -526,33 +526,25 @@ class Stream:
                 raise error
             return None
 
-    def _finish(self) -> None:
-        if "total_s" not in self.metrics and not self._closed:
-            finish(self.metrics)
-            self.metrics["complete"] = True
-            self._engine.recent.add(self.metrics)
-        self._release()
-
     def close(self) -> None:
         """Stop synthesizing what is left; chunks already yielded stay valid."""
-        if self._closed:
-            return
-        self._request.cancel.set()
-        if "total_s" not in self.metrics:
-            finish(self.metrics)
-            self.metrics["complete"] = False
-            self._engine.recent.add(self.metrics)
-        self._release()
+        self._end(complete=False)
 
-    def _release(self) -> None:
-        self._closed = True
-        self._engine._track(self._request.cancel, False)
-        self._request.cancel.set()
+    def _end(self, *, complete: bool) -> None:
+        """Finish the request once, whichever thread gets here first (consumer or closer)."""
         with self._cond:
+            if self._closed:
+                return
+            self._closed = True
             for future in self._ready:
                 future.cancel()
             self._ready.clear()
             self._cond.notify_all()
+        self._request.cancel.set()
+        self._engine._track(self._request.cancel, False)
+        finish(self.metrics)
+        self.metrics["complete"] = complete
+        self._engine.recent.add(self.metrics)
 
     @property
     def cancelled(self) -> bool:
