@@ -165,8 +165,12 @@ class Engine:
         variant = self._variant_asked or default_variant(provider)
         if self._explicit_model or variant == "int8":
             return self._model_int8, "int8" if not self._explicit_model else "custom"
-        from ._variants import ensure_variant
-
+        try:
+            from ._variants import ensure_variant
+        except ImportError:  # float graphs are derived by _variants, not in this build yet
+            raise InputError(
+                f"model variant {variant!r} is not available yet; use variant='int8'"
+            ) from None
         return ensure_variant(self._model_int8, variant, assets.cache_dir()), variant
 
     def _build_first_lanes(self) -> None:
