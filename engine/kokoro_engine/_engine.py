@@ -168,6 +168,8 @@ class Engine:
         try:
             from ._variants import ensure_variant
         except ImportError:  # float graphs are derived by _variants, not in this build yet
+            if self._variant_asked is None:
+                return self._model_int8, "int8"
             raise InputError(
                 f"model variant {variant!r} is not available yet; use variant='int8'"
             ) from None
