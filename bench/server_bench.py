@@ -235,20 +235,29 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {cell(row['overhead_first_bytes_same_request_s'])} / "
             f"{cell(row['overhead_first_bytes_same_request_s'], 'p90')} |"
         )
-    load, ready = results["load"], results["ready"]
+    ready = results["ready"]
     lines += [
         "",
-        f"Load: {load['clients']} clients, {load['requests']} requests, {len(load['errors'])} errors, "
-        f"{load['wall_s']} s, {load['requests_per_s']} requests/s. Total p50 / p90 / p99: "
-        f"{cell(load['total_s'])} / {cell(load['total_s'], 'p90')} / {cell(load['total_s'], 'p99')}; "
-        f"first bytes (streamed half) p50 / p90 / p99: {cell(load['first_bytes_s'])} / "
-        f"{cell(load['first_bytes_s'], 'p90')} / {cell(load['first_bytes_s'], 'p99')}.",
+        _load_line(results.get("load"), cell),
         "",
         f"Ready: a fresh `run()` process answers /health 200 after {ready['healthy_s']} s "
         f"(first HTTP answer after {ready['port_open_s']} s); `start_background` on a warm "
         f"engine: {ready['start_background_warm_engine_s']} s.",
     ]
     return "\n".join(lines)
+
+
+def _load_line(load: dict[str, Any] | None, cell: Any) -> str:
+    if not load:
+        return "Load: not run."
+    total, first = load["total_s"], load["first_bytes_s"]
+    return (
+        f"Load: {load['clients']} clients, {load['requests']} requests, "
+        f"{len(load['errors'])} errors, {load['wall_s']} s, {load['requests_per_s']} requests/s. "
+        f"Total p50 / p90 / p99: {cell(total)} / {cell(total, 'p90')} / {cell(total, 'p99')}; "
+        f"first bytes (streamed half) p50 / p90 / p99: {cell(first)} / {cell(first, 'p90')} / "
+        f"{cell(first, 'p99')}."
+    )
 
 
 def main() -> None:
@@ -272,7 +281,8 @@ def main() -> None:
             overhead(engine, http, args.runs, fmt, 100 * n)
             for n, fmt in enumerate(("pcm", "mp3", "opus"))
         ]
-    results["load"] = load(url, args.clients, args.per_client)
+    if args.clients:
+        results["load"] = load(url, args.clients, args.per_client)
     results["machine"]["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
     stop_background()
     engine.close()
