@@ -26,6 +26,7 @@ from ._phonemize import language
 from ._planner import Piece, Planner
 from ._pool import CPU, Cancelled, CancelToken, Lane, Pool
 from ._types import SAMPLE_RATE, FloatArray
+from ._variants import ensure_variant
 from ._voices import VoiceBank, parse_blend
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
@@ -165,14 +166,6 @@ class Engine:
         variant = self._variant_asked or default_variant(provider)
         if self._explicit_model or variant == "int8":
             return self._model_int8, "int8" if not self._explicit_model else "custom"
-        try:
-            from ._variants import ensure_variant
-        except ImportError:  # float graphs are derived by _variants, not in this build yet
-            if self._variant_asked is None:
-                return self._model_int8, "int8"
-            raise InputError(
-                f"model variant {variant!r} is not available yet; use variant='int8'"
-            ) from None
         return ensure_variant(self._model_int8, variant, assets.cache_dir()), variant
 
     def _build_first_lanes(self) -> None:
@@ -465,6 +458,7 @@ class Stream:
         # so a very long text streams in bounded memory.
         self._window = threading.Semaphore(len(engine.pool.lanes) + 4)
         self._closed = False
+        self._ending = threading.Lock()  # a second closer waits until the record is complete
         engine._track(request.cancel, True)
         self._producer = threading.Thread(target=self._produce, name="kokoro-plan", daemon=True)
         self._producer.start()
@@ -537,20 +531,25 @@ class Stream:
         self._end(complete=False)
 
     def _end(self, *, complete: bool) -> None:
-        """Finish the request once, whichever thread gets here first (consumer or closer)."""
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            for future in self._ready:
-                future.cancel()
-            self._ready.clear()
-            self._cond.notify_all()
-        self._request.cancel.set()
-        self._engine._track(self._request.cancel, False)
-        finish(self.metrics)
-        self.metrics["complete"] = complete
-        self._engine.recent.add(self.metrics)
+        """Finish the request once, whichever thread gets here first (consumer or closer).
+
+        A thread that arrives second returns only after the first has written the
+        request's record, so whoever reads the metrics next sees them whole.
+        """
+        with self._ending:
+            with self._cond:
+                if self._closed:
+                    return
+                self._closed = True
+                for future in self._ready:
+                    future.cancel()
+                self._ready.clear()
+                self._cond.notify_all()
+            self._request.cancel.set()
+            self._engine._track(self._request.cancel, False)
+            finish(self.metrics)
+            self.metrics["complete"] = complete
+            self._engine.recent.add(self.metrics)
 
     @property
     def cancelled(self) -> bool:
