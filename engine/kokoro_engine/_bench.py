@@ -23,7 +23,10 @@ import numpy as np
 
 from . import _assets as assets
 from ._engine import Engine
-from ._types import SAMPLE_RATE
+from ._errors import KokoroError
+from ._pool import CPU
+from ._types import SAMPLE_RATE, FloatArray
+from ._variants import VARIANTS, passes, similarity
 
 SHORT = "Hello there, this is a short sentence."
 REPEATS = 3
@@ -249,15 +252,33 @@ def _concurrent(engine: Engine, clients: int, voice: str) -> dict[str, Any]:
 
 
 def sweep_variants(text: str, voice: str) -> list[dict[str, Any]]:
-    rows = []
-    for variant in ("int8", "fp32", "fp16"):
+    """Each variant on the CPU: speed, and how close its speech is to int8's (the pass bar)."""
+    rows: list[dict[str, Any]] = []
+    reference: FloatArray | None = None
+    for variant in VARIANTS:
         try:
-            result = bench_ours(text, voice, variant=variant, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # a variant that cannot be built is reported, not fatal
+            row, samples = _measure_variant(variant, text, voice)
+        except KokoroError as exc:  # a variant that cannot be built is reported, not fatal
             rows.append({"variant": variant, "error": str(exc)[:200]})
             continue
-        rows.append({"variant": variant, **{k: v for k, v in result.items() if k != "variant"}})
+        reference = samples if reference is None else reference
+        figures = similarity(reference, samples)
+        row["log_mel_cosine"] = round(figures["log_mel_cosine_pooled"], 4)
+        row["length_ratio"] = round(figures["length_ratio"], 4)
+        row["passes"] = passes(figures)
+        rows.append(row)
     return rows
+
+
+def _measure_variant(variant: str, text: str, voice: str) -> tuple[dict[str, Any], FloatArray]:
+    engine, load = _our_engine(variant=variant, providers=[CPU])
+    try:
+        row: dict[str, Any] = {"variant": variant}
+        row.update(median([ours_once(engine, text, voice) for _ in range(REPEATS)]))
+        row["engine_load_s"] = round(load, 3)
+        return row, engine.synthesize(text, voice=voice).samples
+    finally:
+        engine.close()
 
 
 def run_bench(
