@@ -345,6 +345,8 @@ def test_profiling_stages(profiling: Any) -> None:
         assert inference > normalize + phonemize + post, "inference is most of the work"
     profile = "".join(data(cell(profiling, "stages-profile"), "text/html"))
     assert "<svg" in profile
+    (percentiles,) = tables(cell(profiling, "recent-summary"))
+    assert [row[0] for row in percentiles] == ["ttfa_s", "total_s", "rtf"]
 
 
 def test_profiling_memory(profiling: Any) -> None:
