@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kokoro_engine import MAX_PHONEME_IDS
+from kokoro_engine._phonemize import espeak, to_ids
 from kokoro_engine._planner import Planner
 from kokoro_engine._segment import clauses, sentences
 
@@ -83,3 +84,10 @@ def test_boundaries_set_the_pauses() -> None:
     )
     assert pieces[-1].boundary == "paragraph"
     assert any(p.boundary == "paragraph" for p in pieces[:-1])
+
+
+def test_syllabic_consonants_are_spoken_not_dropped() -> None:
+    # espeak writes "certainly" with a syllabic n (n + U+0329), a mark outside the vocabulary.
+    phonemes = espeak("Certainly, the button is uncertain.", "en-us")
+    assert "\u0329" not in phonemes and phonemes.count("ᵊn") == 3
+    assert to_ids(phonemes)[1] == ""

@@ -133,7 +133,10 @@ def _install(spec: FileSpec, target: Path, write: Callable[[Path], None]) -> Non
         os.replace(tmp, target)
         _stamp(tmp).replace(_stamp(target))
     except OSError as exc:
-        raise AssetError(f"could not write {target}: {exc.strerror or exc}") from exc
+        raise AssetError(
+            f"could not write {target}: {exc.strerror or exc}; free some space there or set "
+            "KOKORO_NB_CACHE to another folder, then run `kokoro-nb fetch`"
+        ) from exc
     finally:
         tmp.unlink(missing_ok=True)
         _stamp(tmp).unlink(missing_ok=True)

@@ -11,9 +11,9 @@ import time
 import weakref
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from . import _sessions as sessions
 from ._audio import Audio, Chunk, fade, trim_silence
 from ._errors import EngineClosedError, InputError
 from ._metrics import RequestLog, finish, rss_mb
-from ._phonemize import language
+from ._phonemize import check_espeak_data, language
 from ._planner import Piece, Planner
 from ._pool import CPU, Cancelled, CancelToken, Lane, Pool
 from ._types import SAMPLE_RATE, FloatArray
@@ -132,6 +132,7 @@ class Engine:
         self._model_int8 = assets.model_path(model, fetch=fetch)
         self._explicit_model = model is not None or bool(os.environ.get("KOKORO_NB_MODEL"))
         self._bank = VoiceBank(assets.voices_dir(voices), fetch=fetch)
+        check_espeak_data()  # before any session: without its data espeak-ng exits the process
         self._providers = sessions.choose_providers(providers)
         self._provider_options = provider_options or {}
         self._variant_asked = variant
@@ -458,6 +459,8 @@ class Stream:
         # so a very long text streams in bounded memory.
         self._window = threading.Semaphore(len(engine.pool.lanes) + 4)
         self._closed = False
+        self._caller_closed = False
+        self._exhausted = False  # the producer planned the text's last piece
         self._ending = threading.Lock()  # a second closer waits until the record is complete
         engine._track(request.cancel, True)
         self._producer = threading.Thread(target=self._produce, name="kokoro-plan", daemon=True)
@@ -472,11 +475,17 @@ class Stream:
                 piece = next(pieces, None)
                 request.metrics["stages"]["phonemize_s"] += time.perf_counter() - start
                 if piece is None:
+                    self._exhausted = True
                     break
                 while not self._window.acquire(timeout=0.1):
                     if request.cancel.is_set():
                         return
-                future = engine._executor.submit(engine._synthesize_piece, request, piece)
+                try:
+                    future = engine._executor.submit(engine._synthesize_piece, request, piece)
+                except RuntimeError:  # the engine closed (its executor shut down) meanwhile
+                    if engine._closed:
+                        return
+                    raise
                 with self._cond:
                     self._ready.append(future)
                     self._cond.notify_all()
@@ -497,13 +506,11 @@ class Stream:
     def __next__(self) -> Chunk:
         future = self._next_future()
         if future is None:
-            self._end(complete=not self._request.cancel.is_set())
-            raise StopIteration
+            self._stop(delivered_all=self._exhausted and not self._closed)
         try:
             chunk = future.result()
-        except Cancelled:
-            self._end(complete=False)
-            raise StopIteration from None
+        except (Cancelled, CancelledError):  # CancelledError: engine.close() dropped the piece
+            self._stop(delivered_all=False)
         except BaseException:
             self.close()
             raise
@@ -526,8 +533,21 @@ class Stream:
                 raise error
             return None
 
+    def _stop(self, *, delivered_all: bool) -> NoReturn:
+        """End the iteration: quietly when done or closed by its caller, with an
+        EngineClosedError when the engine was closed under it (else it would look complete)."""
+        complete = delivered_all or not self._request.cancel.is_set()
+        self._end(complete=complete)
+        if not complete and self._engine._closed and not self._caller_closed:
+            raise EngineClosedError(
+                "the Engine was closed while this text was being spoken; "
+                f"{len(self.metrics['pieces'])} piece(s) had been delivered"
+            )
+        raise StopIteration
+
     def close(self) -> None:
         """Stop synthesizing what is left; chunks already yielded stay valid."""
+        self._caller_closed = True
         self._end(complete=False)
 
     def _end(self, *, complete: bool) -> None:

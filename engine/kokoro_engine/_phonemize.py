@@ -10,9 +10,10 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
-from ._errors import InputError, PhonemeWarning
+from ._errors import AssetError, InputError, PhonemeWarning
 
 # Voice name prefix → espeak-ng language (DESIGN.md).
 VOICE_PREFIX_LANG = {
@@ -65,6 +66,9 @@ _NEAREST = str.maketrans(
     {"¿": "", "¡": "", "«": '"', "»": '"', "‹": "", "›": ""}
     | {"ɬ": "l", "ʏ": "y", "ɘ": "ə", "ɵ": "ə", "ɞ": "ɜ", "ʉ": "u", "ɫ": "l", "ɧ": "ʃ"}
 )
+# espeak marks a syllabic consonant with a combining U+0329 ("n̩" in "certainly"), which the
+# vocabulary lacks; Kokoro's training transcriptions write that syllable as "ᵊn".
+_SYLLABIC = re.compile("(.)\u0329")
 # Custom pronunciation markup: [word](/phonemes/).
 PRONUNCIATION = re.compile(r"\[([^\[\]]+)\]\(/([^/()]+)/\)")
 _espeak_lock = threading.Lock()  # espeak-ng keeps process-global state
@@ -80,6 +84,8 @@ def language(code: str | None, voice: str) -> str:
     """The espeak language for an explicit `code`, else the one the voice was made for."""
     if code is None:
         return voice_language(voice)
+    if not isinstance(code, str):
+        raise InputError(f"language must be a code such as 'en-us', not {code!r}")
     key = code.strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
     if key not in LANGUAGE_NAMES:
@@ -95,14 +101,35 @@ def voice_language(voice: str) -> str:
     return VOICE_PREFIX_LANG.get(voice.strip()[:1].lower(), "en-us")
 
 
+# Files espeak-ng reads at start-up: when one is missing it calls exit(), taking the whole
+# process (a Jupyter kernel) down, so they are checked before it is started.
+_ESPEAK_CORE = ("phontab", "phonindex", "phondata", "intonations")
+ESPEAK_REPAIR = "reinstall it: `pip install --force-reinstall espeakng-loader`"
+
+
+def check_espeak_data(lang: str | None = None) -> Path:
+    """The espeak-ng data folder; AssetError if it lacks a start-up file or `lang`'s dictionary."""
+    import espeakng_loader
+
+    folder = Path(espeakng_loader.get_data_path())
+    needed = [*_ESPEAK_CORE, *([f"{lang.split('-')[0]}_dict"] if lang else [])]
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise AssetError(
+            f"espeak-ng data in {folder} is missing {', '.join(missing)}; {ESPEAK_REPAIR}"
+        )
+    return folder
+
+
 @lru_cache(maxsize=16)
 def _backend(lang: str) -> Any:
     import espeakng_loader
     from phonemizer.backend import EspeakBackend
     from phonemizer.backend.espeak.wrapper import EspeakWrapper
 
+    data = check_espeak_data(lang)
     EspeakWrapper.set_library(espeakng_loader.get_library_path())
-    EspeakWrapper.set_data_path(espeakng_loader.get_data_path())
+    EspeakWrapper.set_data_path(str(data))
     quiet = logging.getLogger("kokoro_engine.espeak")
     quiet.setLevel(logging.ERROR)  # phonemizer warns about word counts on every clause
     return EspeakBackend(
@@ -124,7 +151,7 @@ def espeak(text: str, lang: str) -> str:
             out = _backend(lang).phonemize([text], strip=True, njobs=1)[0]
         except RuntimeError as exc:  # missing espeak data for the language
             raise InputError(f"espeak-ng cannot phonemize {lang!r}: {exc}") from exc
-    return " ".join(out.translate(_NEAREST).split())
+    return " ".join(_SYLLABIC.sub("ᵊ\\1", out).translate(_NEAREST).split())
 
 
 def phonemize(text: str, lang: str) -> str:

@@ -91,8 +91,10 @@ class Planner:
         for index, clause in enumerate(parts):
             last = index == len(parts) - 1
             end = boundary if last else "clause"
+            head, rest = "", clause
             if index == 0 and self._count(clause) > 2 * self.first_piece_ids:
                 head, rest = self._head(clause)
+            if head:  # a one-word clause has no head: it would plan an empty first piece
                 yield from self._fit(head, "word")
                 if rest:
                     yield from self._fit(rest, end)

@@ -180,12 +180,15 @@ class Pool:
         fallback_from = error = ""
         while True:
             start = time.perf_counter()
-            lane = self.acquire(
-                first=first,
-                cancelled=cancel.is_set,
-                exclude=frozenset(exclude),
-                cpu_only=bool(exclude),
-            )
+            try:
+                lane = self.acquire(
+                    first=first,
+                    cancelled=cancel.is_set,
+                    exclude=frozenset(exclude),
+                    cpu_only=bool(exclude),
+                )
+            except SynthesisError as exc:
+                raise SynthesisError(f"{exc} (last: {error})" if error else str(exc)) from None
             waited = time.perf_counter() - start
             try:
                 audio, took = self._run_on(lane, feeds(lane), cancel)
