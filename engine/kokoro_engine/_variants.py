@@ -35,7 +35,10 @@ from ._errors import AssetError, InputError
 VARIANTS = ("int8", "fp32", "fp16")
 
 # Bump whenever the rewrite changes: cached variants derived by another version are redone.
-DERIVATION_VERSION = 1
+# v2: the data moves of the phase path follow it into float32 (_DATA_MOVES), squares and the
+# encoder's alignment glue stay float32. A v1 fp16 file made before the first of these gave
+# NaN audio from ~130 ids on; it was still served from the cache because v stayed 1.
+DERIVATION_VERSION = 2
 
 _CHUNK = 1 << 20
 
@@ -52,8 +55,8 @@ PASS_LENGTH_TOLERANCE = 0.03
 
 # Ops that stay float32 in the fp16 graph. The duration and alignment path (Round, CumSum,
 # Range, Gather...) turns floats into indices, where one fp16 rounding step changes the
-# length; trig, Exp and the STFT shape the waveform's phase and magnitude; Pow/Sqrt/
-# ReduceMean are the hand-written instance norms, whose squares overflow fp16's 65504.
+# length; trig, Exp and the STFT shape the waveform's phase and magnitude; ReduceMean/Sqrt
+# are the hand-written instance norms' mean and deviation (their squares: _is_square).
 FP16_BLOCKED_OPS = (
     "LSTM",
     "STFT",
@@ -96,14 +99,43 @@ _GENERATOR = "/decoder/decoder/generator/"
 
 
 # Ops that only move values. Optimizers give them generic names ("Transpose_token_36")
-# outside every scope; one inside the phase path would still round it to fp16 (measured:
-# inf, then NaN audio on a 200-id input), so they follow the node that feeds them.
+# outside every scope; one inside the phase path would still round it to fp16, so they
+# follow the node that feeds them. Measured (af_heart, CPU): the harmonic phase grows by
+# ~500 rad per id, 163,000 rad at 327 ids and 224,000 at 510; rounded to fp16 it is inf
+# past ~130 ids, and sin(inf) made the audio NaN for pieces of 164 ids and more.
 _DATA_MOVES = ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Slice", "Concat", "Split")
 
 
+# The encoder's own glue ops (the predictor, BERT and the text encoder sit in sub-scopes)
+# turn durations into the alignment matrix: durations / speed → Round → CumSum → frame
+# indices cast to float and compared with the token bounds. fp16 holds integers exactly
+# only up to 2048, and a 510-id piece at speed 0.5 runs to ~2160 frames: a frame index and
+# a bound rounded alike would give a frame to two tokens. Cheap, so they stay float32 but
+# for the MatMuls that apply the 0/1 alignment: each output is one fp16 feature copied, so
+# fp16 is exact there, and a float32 MatMul at that spot crashed onnxruntime 1.32.0 at
+# ORT_ENABLE_ALL (a segmentation fault while creating the session; measured).
+_ENCODER = "/encoder/"
+
+
+def _at_top_of(node: NodeProto, scope: str) -> bool:
+    return node.name.startswith(scope) and "/" not in node.name[len(scope) :]
+
+
 def _in_float32_scope(node: NodeProto) -> bool:
-    at_generator_top = node.name.startswith(_GENERATOR) and "/" not in node.name[len(_GENERATOR) :]
-    return at_generator_top or node.name.startswith(FP16_BLOCKED_SCOPES)
+    alignment_glue = _at_top_of(node, _ENCODER) and node.op_type != "MatMul"
+    at_top = _at_top_of(node, _GENERATOR) or alignment_glue
+    return at_top or node.name.startswith(FP16_BLOCKED_SCOPES)
+
+
+def _is_square(node: NodeProto) -> bool:
+    """Mul(x, x): the instance norms' variance, the one fp16 value that grows with loudness.
+
+    Measured on the v1 fp16 graph at 510 ids (af_heart, am_onyx, af_sky): the generator's
+    AdaIN squares reached 21,700, a third of fp16's 65504, while every other fp16 tensor
+    stayed below 200. A square doubles in magnitude per 1.4× louder activation, so it keeps
+    float32 and feeds the float32 ReduceMean directly.
+    """
+    return node.op_type == "Mul" and len(node.input) == 2 and node.input[0] == node.input[1]
 
 
 def _float32_nodes(graph: onnx.GraphProto) -> list[str]:
@@ -112,7 +144,7 @@ def _float32_nodes(graph: onnx.GraphProto) -> list[str]:
     names = []
     for node in graph.node:  # topological order: a feeder is decided before its readers
         follows = node.op_type in _DATA_MOVES and any(i in kept_outputs for i in node.input)
-        if follows or _in_float32_scope(node):
+        if follows or _in_float32_scope(node) or _is_square(node):
             kept_outputs.update(node.output)
             names.append(node.name)
     return names
