@@ -58,7 +58,8 @@ def allowed(source: str) -> bool:
     return chosen is None or source in {s.strip() for s in chosen.split(",")}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks (model files are ~100–300 MB)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while block := handle.read(_CHUNK):
@@ -95,7 +96,7 @@ def check(path: Path, spec: FileSpec) -> None:
             return
     except (OSError, ValueError):
         pass
-    if _sha256(path) != spec.sha256:
+    if file_sha256(path) != spec.sha256:
         raise AssetError(f"{path} is corrupted (sha256 mismatch); {REPAIR_HINT}.")
     # A read-only cache still works; it just hashes again next time.
     with contextlib.suppress(OSError):

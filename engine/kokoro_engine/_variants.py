@@ -30,6 +30,7 @@ import onnx
 from filelock import FileLock
 from onnx import NodeProto, TensorProto, helper, numpy_helper
 
+from ._assets import file_sha256
 from ._errors import AssetError, InputError
 
 VARIANTS = ("int8", "fp32", "fp16")
@@ -39,8 +40,6 @@ VARIANTS = ("int8", "fp32", "fp16")
 # encoder's alignment glue stay float32. A v1 fp16 file made before the first of these gave
 # NaN audio from ~130 ids on; it was still served from the cache because v stayed 1.
 DERIVATION_VERSION = 2
-
-_CHUNK = 1 << 20
 
 # The bar a variant must pass against int8 on the same tokens and voice (docs/variants.md):
 # cosine of log-mel spectrograms in ~0.5 s windows, each lined up locally, which forgives the
@@ -580,7 +579,7 @@ def _source_record(int8_path: Path, out: Path) -> dict[str, Any]:
     }
     old = _read_sidecar(out)
     same_file = all(old.get(k) == v for k, v in record.items() if k != "derivation_version")
-    record["source_sha256"] = old.get("source_sha256") if same_file else _sha256(int8_path)
+    record["source_sha256"] = old.get("source_sha256") if same_file else file_sha256(int8_path)
     return record
 
 
@@ -596,14 +595,6 @@ def _write_sidecar(out: Path, source: dict[str, Any]) -> None:
     tmp = _sidecar(out).with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1))
     os.replace(tmp, _sidecar(out))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- checking a variant against int8 -----------------------------------------------------
