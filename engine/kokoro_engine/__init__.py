@@ -1,6 +1,6 @@
 """kokoro_engine: Kokoro-82M text-to-speech with warm ONNX Runtime sessions and ordered streaming."""
 
-from ._audio import Audio, Chunk
+from ._audio import Audio, Chunk, pcm16
 from ._engine import Engine, Stream
 from ._errors import (
     AssetError,
@@ -31,6 +31,7 @@ __all__ = [
     "Stream",
     "SynthesisError",
     "VoiceError",
+    "pcm16",
     "strip_markdown",
     "voice_language",
 ]

@@ -42,16 +42,11 @@ def fade(samples: FloatArray) -> FloatArray:
     return out
 
 
-def finish_piece(raw: FloatArray, pause_s: float) -> FloatArray:
-    """Trimmed, faded speech followed by the pause its boundary calls for."""
-    speech = fade(trim_silence(np.asarray(raw, dtype=np.float32).ravel()))
-    pause = np.zeros(round(pause_s * SAMPLE_RATE), dtype=np.float32)
-    return np.concatenate([speech, pause]) if pause.size else speech
-
-
-def to_pcm16(samples: FloatArray) -> bytes:
-    """Little-endian 16-bit PCM, clipped: what players and wire formats expect."""
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+def pcm16(samples: FloatArray) -> bytes:
+    """Float samples in [-1, 1] as little-endian 16-bit PCM, clipped and rounded: the one
+    conversion every player, file and wire format uses."""
+    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
+    return np.round(clipped * 32767.0).astype("<i2").tobytes()
 
 
 def check_format(path: PathLikeStr) -> tuple[str, str]:
@@ -104,7 +99,7 @@ class Audio:
         return save(self.samples, path, self.sample_rate)
 
     def pcm16(self) -> bytes:
-        return to_pcm16(self.samples)
+        return pcm16(self.samples)
 
     def __repr__(self) -> str:
         return f"Audio({self.duration_s:.2f} s at {self.sample_rate} Hz, {self.metrics.get('provider', '?')})"
