@@ -15,7 +15,7 @@ from typing import Any
 
 from ._errors import AssetError, InputError, PhonemeWarning
 
-# Voice name prefix → espeak-ng language (DESIGN.md).
+# Voice name prefix → espeak-ng language (docs/architecture.md).
 VOICE_PREFIX_LANG = {
     "a": "en-us",
     "b": "en-gb",

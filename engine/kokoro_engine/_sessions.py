@@ -52,7 +52,7 @@ def choose_providers(requested: list[str] | None) -> list[str]:
 def cpu_layout(cores: int | None = None) -> tuple[int, int, int]:
     """(latency threads, throughput lanes, threads per throughput lane) for this many cores.
 
-    Measured on 2 cores (DESIGN.md): one piece wants every core (latency); several pieces
+    Measured on 2 cores (docs/architecture.md): one piece wants every core (latency); several pieces
     run best side by side on one thread each (throughput). Past 4 lanes the copies of the
     weights cost more memory than the parallelism gives back.
     """

@@ -4,7 +4,7 @@ The prosody part (tokens, style, speed → aligned text features, pitch and ener
 per-token frame counts) is cheap; the decoder turns frames into audio and costs ~94 % of a
 call, in proportion to the frames. Every utterance is padded with a token whose frames
 are near-silence (≈0.4 s in front): cropping them before decoding saves that work. Cutting
-the graph at these tensors reproduces the single graph bit for bit (DESIGN.md).
+the graph at these tensors reproduces the single graph bit for bit (docs/architecture.md).
 """
 
 from __future__ import annotations

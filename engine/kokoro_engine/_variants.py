@@ -1,6 +1,6 @@
 """Float variants (fp32, fp16) of Kokoro's int8 graph, derived by undoing its quantization.
 
-Only the int8 graph ships (DESIGN.md). Its weights are integers with a scale and a zero point
+Only the int8 graph ships (docs/variants.md). Its weights are integers with a scale and a zero point
 each, so the float weights can be rebuilt exactly as the int8 kernels see them:
 (w − zero_point) × scale. The rewrite replaces each quantized pattern with its float op:
 

@@ -91,7 +91,7 @@ class VoiceBank:
         return table
 
     def style(self, spec: str, n_ids: int) -> FloatArray:
-        """The style row for an utterance of `n_ids` phoneme ids: row n-1 (DESIGN.md)."""
+        """The style row for an utterance of `n_ids` phoneme ids: row n-1 (docs/architecture.md)."""
         row = min(max(n_ids - 1, 0), VOICE_ROWS - 1)
         return self.table(spec)[row : row + 1]
 
