@@ -14,6 +14,7 @@ from ._errors import (
 from ._metrics import RequestLog
 from ._phonemize import LANGUAGE_NAMES, voice_language
 from ._types import MAX_PHONEME_IDS, SAMPLE_RATE
+from ._voices import voice_gender, voices_by_language
 
 __all__ = [
     "LANGUAGE_NAMES",
@@ -33,7 +34,9 @@ __all__ = [
     "VoiceError",
     "pcm16",
     "strip_markdown",
+    "voice_gender",
     "voice_language",
+    "voices_by_language",
 ]
 
 

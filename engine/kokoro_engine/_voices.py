@@ -6,6 +6,7 @@ import difflib
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from . import _assets as assets
 from ._errors import VoiceError
 from ._manifest import STYLE_DIM, VOICE_ROWS, VOICE_SHA256
+from ._phonemize import voice_language
 from ._types import FloatArray
 
 
@@ -122,3 +124,17 @@ def _unknown_message(name: str, names: list[str]) -> str:
     close = difflib.get_close_matches(name.lower(), names, n=3, cutoff=0.5)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     return f"unknown voice {name!r}; {hint}`kokoro-nb voices` lists all {len(names)}"
+
+
+def voice_gender(name: str) -> str | None:
+    """'female' or 'male' from a voice name's second letter (af_heart, am_adam); None if neither."""
+    return {"f": "female", "m": "male"}.get(name.strip()[1:2].lower())
+
+
+def voices_by_language(voices: Iterable[str]) -> dict[str, list[str]]:
+    """Voices grouped by the language they were made for (a code like "en-gb"), in the
+    order the languages first appear in `voices`."""
+    groups: dict[str, list[str]] = {}
+    for voice in voices:
+        groups.setdefault(voice_language(voice), []).append(voice)
+    return groups
