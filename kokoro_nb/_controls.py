@@ -49,7 +49,7 @@ class Controls(w.VBox):
         debounce_s: float = DEBOUNCE_S,
     ) -> None:
         from ._magics import current_options
-        from ._session import get_engine
+        from ._kernel_engine import get_engine
 
         self.base = current_options()
         self.debounce_s = debounce_s

@@ -385,7 +385,7 @@ class SpeakMagics(Magics):
             raise
 
     def _status(self, argv: Sequence[str]) -> Table:
-        from ._session import loaded_engine
+        from ._kernel_engine import loaded_engine
 
         rows: list[tuple[str, Any]] = []
         engine = loaded_engine()
@@ -400,12 +400,12 @@ class SpeakMagics(Magics):
         return Table("Kokoro status", ("", "value"), rows)
 
     def _voices(self, argv: Sequence[str]) -> Table:
-        from ._session import get_engine
+        from ._kernel_engine import get_engine
 
         return Table("Voices", ("language", "voices"), voices_by_language(get_engine().voices))
 
     def _warmup(self, argv: Sequence[str]) -> str:
-        from ._session import get_engine
+        from ._kernel_engine import get_engine
 
         start = time.perf_counter()
         engine = get_engine()
@@ -414,7 +414,7 @@ class SpeakMagics(Magics):
 
     def _profile(self, argv: Sequence[str]) -> Any:
         from ._profile_view import ProfileView
-        from ._session import loaded_engine
+        from ._kernel_engine import loaded_engine
 
         parser = _Parser(prog="%kokoro profile", add_help=False)
         parser.add_argument("-n", type=int, default=20)
@@ -424,7 +424,7 @@ class SpeakMagics(Magics):
         return ProfileView(rows, title=f"Recent requests ({len(rows)})")
 
     def _clear_cache(self, argv: Sequence[str]) -> str:
-        from ._session import loaded_engine
+        from ._kernel_engine import loaded_engine
 
         engine = loaded_engine()
         if engine is not None:
@@ -445,17 +445,17 @@ class SpeakMagics(Magics):
         parser.add_argument("--stop", action="store_true")
         args = parser.parse_args(list(argv))
         try:
-            from kokoro_nb._server import start_background, stop_background
+            from kokoro_nb.server import start, stop
         except ImportError as exc:
             raise UsageError(
                 f"%kokoro serve is not available here ({exc}); it needs the server extra: "
                 "pip install 'kokoro-nb[server]'"
             ) from None
         if args.stop:
-            return "Server stopped." if stop_background() else "No server was running."
-        from ._session import get_engine
+            return "Server stopped." if stop() else "No server was running."
+        from ._kernel_engine import get_engine
 
-        url = start_background(get_engine(), host=args.host, port=args.port)
+        url = start(get_engine(), host=args.host, port=args.port)
         return f"Kokoro speech server at {url} (OpenAI-compatible: POST {url.rstrip('/')}/v1/audio/speech)"
 
 
@@ -545,7 +545,7 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(magics)
     _active = magics
     if magics.preload:
-        from ._session import preload
+        from ._kernel_engine import preload
 
         preload()
 

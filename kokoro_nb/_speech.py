@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._profile_view import ProfileView
-from ._session import get_engine
+from ._kernel_engine import get_engine
 from ._static_audio import StaticAudio
 
 if TYPE_CHECKING:

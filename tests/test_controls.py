@@ -10,7 +10,7 @@ import pytest
 from IPython.core.interactiveshell import InteractiveShell
 
 from kokoro_nb._controls import Controls, controls, runs_table
-from kokoro_nb._session import set_engine
+from kokoro_nb._kernel_engine import set_engine
 from kokoro_nb._speech import Speech, conductor
 
 TEXT = "Controls let you hear each voice."

@@ -24,7 +24,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import kokoro_nb
 from kokoro_nb._magics import SpeakMagics, fill, split_options
 from kokoro_nb._profile_view import ProfileView, timeline
-from kokoro_nb._session import set_engine
+from kokoro_nb._kernel_engine import set_engine
 from kokoro_nb._speech import Speech, conductor
 
 HELLO = "Hello from the test suite."

@@ -49,7 +49,7 @@ from kokoro_nb._protocol import (
     pcm16,
     short,
 )
-from kokoro_nb._session import set_engine
+from kokoro_nb._kernel_engine import set_engine
 from kokoro_nb._speech import Options, Speech, conductor, say, wait
 from kokoro_nb._static_audio import StaticAudio
 

@@ -45,7 +45,7 @@ from kokoro_nb._protocol import (
     decode,
     pcm16,
 )
-from kokoro_nb._session import set_engine
+from kokoro_nb._kernel_engine import set_engine
 from kokoro_nb._speech import Options, speak
 from kokoro_nb._static_audio import StaticAudio, resample, wav_bytes
 

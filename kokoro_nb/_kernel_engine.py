@@ -58,11 +58,3 @@ def preload() -> threading.Thread:
     thread.start()
     return thread
 
-
-def close_engine() -> None:
-    """Close and forget the engine (the next use builds a fresh one)."""
-    global _engine
-    with _lock:
-        if _engine is not None:
-            _engine.close()
-        _engine = None
