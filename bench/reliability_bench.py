@@ -25,12 +25,12 @@ import json
 import os
 import platform
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _harness import fan_out, progress
 
 from kokoro_engine import SAMPLE_RATE, Chunk, Engine
 from kokoro_engine._metrics import rss_mb
@@ -172,38 +172,23 @@ def sequential(engine: Engine, count: int, warmup: int = 20) -> dict[str, Any]:
 
 def threaded(engine: Engine, threads: int, per_thread: int) -> dict[str, Any]:
     """`threads` threads, each streaming `per_thread` distinct requests, all at once."""
-    reports: list[dict[str, Any]] = []
-    errors: list[str] = []
-    lock = threading.Lock()
 
-    def work(t: int) -> None:
-        for r in range(per_thread):
-            text = f"Thread {t} says line {r}. " + short_text(t * 1000 + r)
-            try:
-                report = check_stream(text, list(engine.stream(text)))
-            except Exception as exc:
-                with lock:
-                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
-                continue
-            with lock:
-                reports.append(report)
+    def request(t: int, r: int) -> dict[str, Any]:
+        text = f"Thread {t} says line {r}. " + short_text(t * 1000 + r)
+        return check_stream(text, list(engine.stream(text)))
 
-    start = time.perf_counter()
-    workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run = fan_out(request, threads, per_thread)
+    reports = run.results
     return {
         "threads": threads,
         "requests": threads * per_thread,
-        "errors": len(errors),
-        "first_errors": errors[:3],
+        "errors": len(run.errors),
+        "first_errors": run.errors[:3],
         "streams_whole": sum(is_whole(r) for r in reports),
         "streams_out_of_order": sum(not r["in_order"] for r in reports),
         "streams_missing_words": sum(not r["words_match"] for r in reports),
         "audio_s": round(sum(r["audio_s"] for r in reports), 1),
-        "wall_s": round(time.perf_counter() - start, 1),
+        "wall_s": round(run.wall_s, 1),
         "rss_after_mb": round(rss_mb(), 1),
     }
 
@@ -258,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         ("stream", lambda e: long_stream(e, args.stream_minutes)),
     ]
     for name, phase in phases:
-        print(f"[{time.strftime('%H:%M:%S')}] {name}", file=sys.stderr, flush=True)
+        progress(name)
         with fresh_engine() as engine:
             summary[name] = phase(engine)
         print(json.dumps({name: summary[name]}), file=sys.stderr, flush=True)

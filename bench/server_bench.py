@@ -15,15 +15,15 @@ import platform
 import socket
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 
 import httpx
 import numpy as np
+from _harness import fan_out, progress
 
 from kokoro_engine import Engine
-from kokoro_nb._server import start_background, stop_background
+from kokoro_nb import server
 
 VOICE = "af_heart"
 _TEMPLATE = (
@@ -42,10 +42,6 @@ def text(n: int) -> str:
     words = _TEMPLATE.format(a=n, b=(n * 7) % 9000 + 1000, c=(n * 13) % 9000 + 1000)
     assert len(words) == 140, len(words)
     return words
-
-
-def progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def pct(values: list[float]) -> dict[str, float]:
@@ -131,53 +127,39 @@ def overhead(engine: Engine, http: httpx.Client, runs: int, fmt: str, base: int)
 
 def load(url: str, clients: int, per_client: int) -> dict[str, Any]:
     """`clients` threads, each sending `per_client` requests in turn, streamed and whole."""
-    totals: list[float] = []
-    ttfbs: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
+    # One connection per client thread, as separate clients would hold.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    with httpx.Client(base_url=url, timeout=600, limits=limits) as http:
 
-    def client(n: int) -> None:
-        with httpx.Client(base_url=url, timeout=600) as http:
-            for i in range(per_client):
-                body = {"input": text(5000 + n * 100 + i), "voice": VOICE, "response_format": "mp3"}
-                try:
-                    if (n + i) % 2:
-                        ttfb, _, total = first_bytes(http, body)
-                        with lock:
-                            ttfbs.append(ttfb)
-                    else:
-                        total, _ = whole(http, body)
-                    with lock:
-                        totals.append(total)
-                except Exception as exc:
-                    with lock:
-                        errors.append(repr(exc))
+        def request(n: int, i: int) -> tuple[float, float | None]:
+            """(total, first bytes or None for a whole clip) of one request."""
+            body = {"input": text(5000 + n * 100 + i), "voice": VOICE, "response_format": "mp3"}
+            if (n + i) % 2:
+                ttfb, _, total = first_bytes(http, body)
+                return total, ttfb
+            return whole(http, body)[0], None
 
-    progress(f"load: {clients} clients x {per_client} requests")
-    start = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - start
+        progress(f"load: {clients} clients x {per_client} requests")
+        run = fan_out(request, clients, per_client)
+    totals = [total for total, _ in run.results]
+    ttfbs = [ttfb for _, ttfb in run.results if ttfb is not None]
     return {
         "clients": clients,
         "requests": clients * per_client,
-        "errors": errors,
-        "wall_s": round(wall, 2),
-        "requests_per_s": round(clients * per_client / wall, 3),
+        "errors": run.errors,
+        "wall_s": round(run.wall_s, 2),
+        "requests_per_s": round(clients * per_client / run.wall_s, 3),
         "total_s": pct(totals),
         "first_bytes_s": pct(ttfbs) if ttfbs else None,
     }
 
 
 def ready_time() -> dict[str, float]:
-    """A fresh `run()` process: seconds from spawn until /health answers 200."""
+    """A fresh `serve()` process: seconds from spawn until /health answers 200."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    code = f"from kokoro_nb._server import run; run(port={port})"
+    code = f"from kokoro_nb.server import serve; serve(port={port})"
     start = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
@@ -240,9 +222,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         _load_line(results.get("load"), cell),
         "",
-        f"Ready: a fresh `run()` process answers /health 200 after {ready['healthy_s']} s "
-        f"(first HTTP answer after {ready['port_open_s']} s); `start_background` on a warm "
-        f"engine: {ready['start_background_warm_engine_s']} s.",
+        f"Ready: a fresh `serve()` process answers /health 200 after {ready['healthy_s']} s "
+        f"(first HTTP answer after {ready['port_open_s']} s); `start` on a warm "
+        f"engine: {ready['start_warm_engine_s']} s.",
     ]
     return "\n".join(lines)
 
@@ -272,8 +254,8 @@ def main() -> None:
     engine = Engine()
     engine.wait_warm()
     start = time.perf_counter()
-    url = start_background(engine, port=0)
-    results["ready"]["start_background_warm_engine_s"] = round(time.perf_counter() - start, 3)
+    url = server.start(engine, port=0)
+    results["ready"]["start_warm_engine_s"] = round(time.perf_counter() - start, 3)
     with httpx.Client(base_url=url, timeout=600) as http:
         whole_clip = http.post("/v1/audio/speech", json={"input": "Warm up.", "voice": VOICE})
         whole_clip.raise_for_status()
@@ -284,7 +266,7 @@ def main() -> None:
     if args.clients:
         results["load"] = load(url, args.clients, args.per_client)
     results["machine"]["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
-    stop_background()
+    server.stop()
     engine.close()
     print(json.dumps(results, indent=2))
     print(markdown(results))

@@ -208,14 +208,14 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     try:
-        from kokoro_nb._server import run
+        from kokoro_nb.server import serve
     except ImportError as exc:
         print(
             f"kokoro-nb: error: the server needs its extra: pip install 'kokoro-nb[server]' ({exc})",
             file=sys.stderr,
         )
         return 2
-    run(host=args.host, port=args.port)
+    serve(host=args.host, port=args.port)
     return 0
 
 

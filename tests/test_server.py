@@ -23,8 +23,8 @@ import soundfile
 from fastapi.testclient import TestClient
 
 from kokoro_engine import AssetError, Engine, InputError, KokoroError, SynthesisError
-from kokoro_nb._server import create_app, start_background, stop_background
-from kokoro_nb._server_threads import bind
+from kokoro_nb.server import create_app, start, stop
+from kokoro_nb.server._lifecycle import bind
 
 from speech import assert_speech, spectral_similarity
 
@@ -36,9 +36,9 @@ PARAGRAPHS = "\n\n".join(
 
 @pytest.fixture(scope="module")
 def url(engine: Engine) -> Iterator[str]:
-    base = start_background(engine, port=0)
+    base = start(engine, port=0)
     yield base
-    stop_background()
+    stop()
 
 
 @pytest.fixture(scope="module")
@@ -445,15 +445,15 @@ def test_failures_while_synthesizing_answer_json(
 
 def test_background_server_lifecycle(url: str, engine: Engine) -> None:
     port = int(url.rsplit(":", 1)[1])
-    assert start_background(engine, port=port) == url
-    assert start_background(engine, port=0) == url
+    assert start(engine, port=port) == url
+    assert start(engine, port=0) == url
     with pytest.raises(KokoroError, match="already running"):
-        start_background(engine, port=_free_port())
-    assert stop_background() is True
+        start(engine, port=_free_port())
+    assert stop() is True
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/health")
-    assert stop_background() is False
-    again = start_background(engine, port=0)  # the module fixture stops this one
+    assert stop() is False
+    again = start(engine, port=0)  # the module fixture stops this one
     assert httpx.get(f"{again}/health").status_code == 200
 
 
@@ -461,9 +461,9 @@ def test_taken_port_is_a_clear_error(engine: Engine) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        stop_background()
+        stop()
         with pytest.raises(KokoroError, match="cannot listen"):
-            start_background(engine, port=taken.getsockname()[1])
+            start(engine, port=taken.getsockname()[1])
 
 
 def test_listening_socket_lets_asyncio_turn_nagle_off() -> None:
@@ -475,7 +475,7 @@ def test_listening_socket_lets_asyncio_turn_nagle_off() -> None:
 
 def test_run_serves_from_the_command_line_until_interrupted() -> None:
     port = _free_port()
-    code = f"from kokoro_nb._server import run; run(port={port})"
+    code = f"from kokoro_nb.server import serve; serve(port={port})"
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

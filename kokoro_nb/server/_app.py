@@ -1,8 +1,7 @@
-"""The speech server's FastAPI app: shared state, OpenAI-style errors, info routes, the speech route."""
+"""The speech server's FastAPI app: its routes, and OpenAI-style answers for every failure."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -10,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,57 +17,11 @@ from starlette.exceptions import HTTPException
 
 from kokoro_engine import Engine, KokoroError, voice_language
 
-from ._server_api import (
-    MAX_INPUT_CHARS,
-    MODELS,
-    OPENAI_VOICES,
-    ApiError,
-    SpeechRequest,
-    from_kokoro,
-    validation_error,
-)
-from ._server_metrics import ServerMetrics
-from ._server_speech import speak
-
-
-class ServerState:
-    """What the routes share: the engine (once built), metrics and the worker-thread limiter."""
-
-    def __init__(
-        self, engine: Engine | Callable[[], Engine], max_input_chars: int, started: float
-    ) -> None:
-        self.factory = None if isinstance(engine, Engine) else engine
-        self.engine: Engine | None = engine if isinstance(engine, Engine) else None
-        self.max_input_chars = max_input_chars
-        self.metrics = ServerMetrics()
-        self.started = started
-        self.ready_s: float | None = 0.0 if self.engine else None
-        self.failure: str | None = None
-        self.limiter: anyio.CapacityLimiter | None = None
-        self.metrics.ready.set(1 if self.engine else 0)
-
-    def build(self) -> None:
-        """Build the engine this app owns (run in a thread, so /health answers meanwhile)."""
-        assert self.factory is not None
-        try:
-            self.engine = self.factory()
-        except Exception as exc:  # reported by /health and every request
-            self.failure = f"{type(exc).__name__}: {exc}"
-            print(f"kokoro-nb: error: the engine could not be built: {exc}", file=sys.stderr)
-            return
-        self.ready_s = round(time.perf_counter() - self.started, 3)
-        self.metrics.ready.set(1)
-        print(f"kokoro-nb: speech server ready ({self.ready_s} s after start)", flush=True)
-
-    def require_engine(self) -> Engine:
-        if self.engine is None:
-            reason = self.failure or "the engine is still warming up; retry shortly"
-            raise ApiError(503, reason, kind="server_error", code="engine_unavailable")
-        return self.engine
-
-    async def run(self, func: Callable[..., Any], *args: Any) -> Any:
-        """Blocking engine and encoder work off the event loop (onnxruntime drops the GIL)."""
-        return await anyio.to_thread.run_sync(func, *args, limiter=self.limiter)
+from ._errors import ApiError, from_kokoro, validation_error
+from ._schema import SpeechRequest
+from ._settings import MAX_INPUT_CHARS, MODELS, OPENAI_VOICES, SPEECH_THREADS, known_model
+from ._state import ServerState
+from ._synthesis import synthesize_request
 
 
 def build_app(
@@ -79,13 +31,12 @@ def build_app(
     cors: bool = True,
     started: float | None = None,
 ) -> FastAPI:
-    """See kokoro_nb._server.create_app; `started` (perf_counter) is when ready_s counts from."""
+    """See kokoro_nb.server.create_app; `started` (perf_counter) is when ready_s counts from."""
     state = ServerState(engine, max_input_chars, started or time.perf_counter())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
-        # Starlette's default pool has 40 threads for everything: speech gets its own.
-        state.limiter = anyio.CapacityLimiter(64)
+        state.limiter = anyio.CapacityLimiter(SPEECH_THREADS)
         if state.factory is not None:
             threading.Thread(target=state.build, name="kokoro-build", daemon=True).start()
         yield
@@ -107,7 +58,7 @@ def build_app(
 
     @app.post("/v1/audio/speech", response_model=None)
     async def speech(body: SpeechRequest, request: Request) -> Response:
-        return await speak(state, body, request)
+        return await synthesize_request(state, body, request)
 
     return app
 
@@ -168,7 +119,7 @@ def _add_info_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get("/v1/models/{model}")
     def model(model: str) -> dict[str, Any]:
-        if model not in MODELS and not model.lower().startswith("kokoro"):
+        if not known_model(model):
             raise ApiError(404, f"The model '{model}' does not exist here.", code="model_not_found")
         return _model(model)
 

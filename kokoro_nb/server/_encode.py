@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 import soundfile
 
-from kokoro_engine import SAMPLE_RATE
+from kokoro_engine import SAMPLE_RATE, pcm16
 
 # response_format → (media type, libsndfile format, subtype); None: no libsndfile container.
 FORMATS: dict[str, tuple[str, str | None, str | None]] = {
@@ -45,11 +45,6 @@ def command(file: soundfile.SoundFile, code: int, ctype: str, value: float) -> N
     ffi = soundfile._ffi
     data = ffi.new(f"{ctype}*", value)
     soundfile._snd.sf_command(file._file, code, data, ffi.sizeof(ctype))
-
-
-def pcm16(samples: np.ndarray) -> bytes:
-    """Little-endian 16-bit PCM, clipped: what the pcm format and WAV carry."""
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
 class WholeEncoder:

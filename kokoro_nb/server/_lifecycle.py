@@ -10,17 +10,16 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from ._settings import HEALTH_TIMEOUT_S
 
 if TYPE_CHECKING:
     import uvicorn
     from fastapi import FastAPI
 
     from kokoro_engine import Engine
-
-_HEALTH_TIMEOUT_S = 60.0  # a cold machine can take this long to import and answer
 
 
 @dataclass
@@ -64,10 +63,19 @@ def base_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def serve_foreground(app: FastAPI, sock: socket.socket) -> None:
-    """Serve until Ctrl-C (uvicorn handles the signals and shuts down gracefully)."""
+def serve_foreground(host: str, port: int, engine_kwargs: dict[str, Any]) -> None:
+    """Serve until Ctrl-C (uvicorn handles the signals and shuts down gracefully).
+
+    The port opens first and the engine builds in a thread while FastAPI and uvicorn import.
+    """
+    started = time.perf_counter()
+    sock = bind(host, port)  # a taken port fails now, before seconds of warm-up
+    builder = _Builder(engine_kwargs)  # onnxruntime builds while FastAPI imports
     import uvicorn
 
+    from ._app import build_app
+
+    app = build_app(builder.wait, started=started)
     url = base_url(*sock.getsockname()[:2])
     print(f"kokoro-nb: OpenAI speech API at {url}/v1/audio/speech (warming up…)", flush=True)
     config = uvicorn.Config(app, log_level="info", timeout_graceful_shutdown=5)
@@ -76,8 +84,11 @@ def serve_foreground(app: FastAPI, sock: socket.socket) -> None:
         uvicorn.Server(config).run(sockets=[sock])
 
 
-def serve_background(make_app: Callable[[], FastAPI], engine: Engine, host: str, port: int) -> str:
+def serve_background(engine: Engine, host: str, port: int) -> str:
+    """Serve `engine` from a daemon thread; its base URL once /health answers."""
     import uvicorn
+
+    from ._app import build_app
 
     global _running
     with _lock:
@@ -85,7 +96,7 @@ def serve_background(make_app: Callable[[], FastAPI], engine: Engine, host: str,
         if running is not None and running.thread.is_alive():
             return _reuse(running, engine, host, port)
         sock = bind(host, port)
-        app = make_app()
+        app = build_app(engine)
         # Quiet: access lines would land in the notebook's output on every request.
         config = uvicorn.Config(
             app, log_level="warning", access_log=False, timeout_graceful_shutdown=2
@@ -114,7 +125,7 @@ def _reuse(running: _Running, engine: Engine, host: str, port: int) -> str:
 
         raise KokoroError(
             f"a speech server is already running at {running.url}; stop it first "
-            "(%kokoro serve --stop, or stop_background()) to serve on another address"
+            "(%kokoro serve --stop, or kokoro_nb.server.stop()) to serve on another address"
         )
     running.app.state.kokoro.engine = engine  # same server, now on the engine asked for
     return running.url
@@ -124,7 +135,7 @@ def _wait_healthy(url: str, thread: threading.Thread) -> None:
     from kokoro_engine import KokoroError
 
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    deadline = time.monotonic() + _HEALTH_TIMEOUT_S
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
     while time.monotonic() < deadline:
         if not thread.is_alive():
             raise KokoroError(f"the speech server at {url} stopped while starting; see its log")
@@ -132,7 +143,7 @@ def _wait_healthy(url: str, thread: threading.Thread) -> None:
             return
         time.sleep(0.02)
     raise KokoroError(
-        f"the speech server at {url} did not answer /health within {_HEALTH_TIMEOUT_S:.0f} s"
+        f"the speech server at {url} did not answer /health within {HEALTH_TIMEOUT_S:.0f} s"
     )
 
 
@@ -148,6 +159,7 @@ def _health_ok(host: str, port: int) -> bool:
 
 
 def stop_serving(timeout: float = 10.0) -> bool:
+    """Stop the background server; False if none was running."""
     global _running
     with _lock:
         running, _running = _running, None
@@ -156,3 +168,29 @@ def stop_serving(timeout: float = 10.0) -> bool:
         running.server.should_exit = True
         running.thread.join(timeout)
         return True
+
+
+class _Builder:
+    """Builds the Engine in a thread, started at once; `wait()` hands it over (or raises)."""
+
+    def __init__(self, kwargs: dict[str, Any]) -> None:
+        self._kwargs = kwargs
+        self._engine: Engine | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._build, name="kokoro-build", daemon=True)
+        self._thread.start()
+
+    def _build(self) -> None:
+        try:
+            from kokoro_engine import Engine
+
+            self._engine = Engine(**self._kwargs)
+        except BaseException as exc:  # re-raised in wait(), where the app reports it
+            self._error = exc
+
+    def wait(self) -> Engine:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._engine is not None
+        return self._engine

@@ -48,19 +48,12 @@ class ServerMetrics:
         self.in_flight = Gauge(
             "kokoro_speech_in_flight", "Speech requests being synthesized now", registry=reg
         )
-        self.ttfb = Histogram(
+        self.ttfb = self._latency(
             "kokoro_speech_time_to_first_byte_seconds",
             "From request to the first audio bytes handed to the socket",
-            ["provider", "stream"],
-            buckets=_LATENCY_BUCKETS,
-            registry=reg,
         )
-        self.duration = Histogram(
-            "kokoro_speech_duration_seconds",
-            "From request to the last audio byte",
-            ["provider", "stream"],
-            buckets=_LATENCY_BUCKETS,
-            registry=reg,
+        self.duration = self._latency(
+            "kokoro_speech_duration_seconds", "From request to the last audio byte"
         )
         self.rtf = Histogram(
             "kokoro_speech_real_time_factor",
@@ -77,6 +70,16 @@ class ServerMetrics:
         )
         self.ready = Gauge(
             "kokoro_engine_ready", "1 once the engine is built and warm", registry=reg
+        )
+
+    def _latency(self, name: str, documentation: str) -> Histogram:
+        """Seconds since the request arrived, by provider and whether the answer streamed."""
+        return Histogram(
+            name,
+            documentation,
+            ["provider", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
 
     def finished(

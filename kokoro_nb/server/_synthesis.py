@@ -1,4 +1,4 @@
-"""POST /v1/audio/speech: one engine Stream per request, answered whole or as it is synthesized."""
+"""Synthesis for POST /v1/audio/speech: one engine Stream per request, answered whole or streamed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from fastapi import Request
@@ -15,8 +15,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from kokoro_engine import KokoroError, Stream
 
-from ._server_api import SpeechRequest, check_request, from_kokoro
-from ._server_encode import (
+from ._encode import (
     FORMATS,
     SLICE_SAMPLES,
     STREAMABLE,
@@ -25,16 +24,16 @@ from ._server_encode import (
     WholeEncoder,
     stream_encoder,
 )
-
-if TYPE_CHECKING:
-    from ._server_app import ServerState
+from ._errors import from_kokoro
+from ._schema import SpeechRequest, check_request
+from ._state import ServerState
 
 # Formats streamed unless the request says otherwise: their headers need no length, so the
 # streamed file is exactly as valid as a whole one. WAV and FLAC come whole by default.
 STREAM_BY_DEFAULT = frozenset({"mp3", "opus", "pcm"})
 
 
-class Speech:
+class RequestSynthesis:
     """One request's engine Stream and encoder; its blocking steps run in worker threads."""
 
     def __init__(
@@ -116,7 +115,8 @@ class Speech:
         self.state.metrics.in_flight.dec()
 
 
-async def speak(state: ServerState, body: SpeechRequest, request: Request) -> Response:
+async def synthesize_request(state: ServerState, body: SpeechRequest, request: Request) -> Response:
+    """Check the request, start its engine Stream, and answer whole or streamed by format."""
     t0 = time.perf_counter()
     request.state.response_format = body.response_format
     voice = check_request(body, state.max_input_chars)
@@ -124,22 +124,22 @@ async def speak(state: ServerState, body: SpeechRequest, request: Request) -> Re
     live = _streams(body)
     stream = await state.run(engine.stream, body.input, voice, body.speed, body.lang)
     state.metrics.in_flight.inc()
-    speech = Speech(state, body, stream, live, t0)
+    synthesis = RequestSynthesis(state, body, stream, live, t0)
     try:
         # The first chunk comes before the status line, so text the engine cannot speak
         # still gets a 4xx rather than a 200 cut short.
-        first = await state.run(speech.pull if live else speech.add_next)
+        first = await state.run(synthesis.pull if live else synthesis.add_next)
     except KokoroError as exc:
-        speech.failed = True
-        speech.close()
+        synthesis.failed = True
+        synthesis.close()
         raise from_kokoro(exc, during_synthesis=True) from exc
     except BaseException as exc:
-        speech.failed = isinstance(exc, Exception)  # not a cancellation: a departed client
-        speech.close()
+        synthesis.failed = isinstance(exc, Exception)  # not a cancellation: a departed client
+        synthesis.close()
         raise
     if live:
-        return _SpeechResponse(speech, first)
-    return await _whole_response(speech, request)
+        return _StreamedSynthesis(synthesis, first)
+    return await _whole_response(synthesis, request)
 
 
 def _slices(samples: np.ndarray, size: int) -> deque[np.ndarray]:
@@ -156,61 +156,61 @@ def _streams(body: SpeechRequest) -> bool:
     return body.response_format in STREAM_BY_DEFAULT if body.stream is None else body.stream
 
 
-async def _whole_response(speech: Speech, request: Request) -> Response:
-    assert speech.whole is not None
+async def _whole_response(synthesis: RequestSynthesis, request: Request) -> Response:
+    assert synthesis.whole is not None
     try:
-        while await speech.state.run(speech.add_next):
+        while await synthesis.state.run(synthesis.add_next):
             if await request.is_disconnected():
                 return Response(status_code=499)  # nobody is listening; close() counts it
-        data = await speech.state.run(speech.whole.finish)
-        speech.ttfb = time.perf_counter() - speech.t0
-        speech.complete()
+        data = await synthesis.state.run(synthesis.whole.finish)
+        synthesis.ttfb = time.perf_counter() - synthesis.t0
+        synthesis.complete()
     except KokoroError as exc:
-        speech.failed = True
+        synthesis.failed = True
         raise from_kokoro(exc, during_synthesis=True) from exc
     finally:
-        speech.close()
-    return Response(data, media_type=FORMATS[speech.fmt][0], headers=speech.headers())
+        synthesis.close()
+    return Response(data, media_type=FORMATS[synthesis.fmt][0], headers=synthesis.headers())
 
 
-class _SpeechResponse(StreamingResponse):
+class _StreamedSynthesis(StreamingResponse):
     """A StreamingResponse that always ends its request's synthesis, even when the client
     left before the body generator ever ran (then no `finally` of its own would)."""
 
-    def __init__(self, speech: Speech, first: bytes | None) -> None:
-        media = "text/event-stream" if speech.sse else FORMATS[speech.fmt][0]
-        super().__init__(_body(speech, first), media_type=media, headers=speech.headers())
-        self.speech = speech
+    def __init__(self, synthesis: RequestSynthesis, first: bytes | None) -> None:
+        media = "text/event-stream" if synthesis.sse else FORMATS[synthesis.fmt][0]
+        super().__init__(_body(synthesis, first), media_type=media, headers=synthesis.headers())
+        self.synthesis = synthesis
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
         finally:
-            self.speech.close()
+            self.synthesis.close()
 
 
-async def _body(speech: Speech, first: bytes | None) -> AsyncIterator[bytes]:
+async def _body(synthesis: RequestSynthesis, first: bytes | None) -> AsyncIterator[bytes]:
     """Audio bytes as synthesized. A client that leaves cancels this generator (Starlette
     watches for http.disconnect), and `finally` stops the engine's remaining pieces."""
     try:
         data = first
         while data is not None:
             if data:
-                if speech.ttfb is None:
-                    speech.ttfb = time.perf_counter() - speech.t0
-                yield _sse_delta(data) if speech.sse else data
-            data = await speech.state.run(speech.pull)
-        if speech.sse:
-            yield _sse_done(speech.stream.metrics)
-        speech.complete()
+                if synthesis.ttfb is None:
+                    synthesis.ttfb = time.perf_counter() - synthesis.t0
+                yield _sse_delta(data) if synthesis.sse else data
+            data = await synthesis.state.run(synthesis.pull)
+        if synthesis.sse:
+            yield _sse_done(synthesis.stream.metrics)
+        synthesis.complete()
     except Exception as exc:
         # The status line is gone: the connection ends without its last chunk, which
         # clients report as an incomplete body rather than taking a cut clip as whole.
-        speech.failed = True
-        speech.state.metrics.errors.labels("server_error", type(exc).__name__).inc()
+        synthesis.failed = True
+        synthesis.state.metrics.errors.labels("server_error", type(exc).__name__).inc()
         raise
     finally:
-        speech.close()
+        synthesis.close()
 
 
 def _sse_delta(data: bytes) -> bytes:
