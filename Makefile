@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup assets browser lab demo test lint bench clean
+.PHONY: setup assets browser lab demo test lint bench bench-browser clean
 
 setup: $(VENV)/.synced
 
@@ -43,6 +43,10 @@ test: assets browser lint
 
 bench: assets
 	$(BIN)/kokoro-nb bench
+
+# What the user hears: first sound, underruns and RTF in JupyterLab + Chromium (~15 min).
+bench-browser: assets browser
+	$(BIN)/python bench/browser_bench.py
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PREROLL_S = 0.1  # the player starts the first chunk this long after it arrives (player.js)
+PREROLL_S = 0.1  # player.js's pre-roll floor: its least wait from first chunk to first sound
 
 PIECE_COLUMNS = (
     ("seq", "seq"),

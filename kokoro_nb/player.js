@@ -22,7 +22,9 @@
  * Browser → kernel:
  *   {type:"ack", stream:S, seq:N, samples:T}   every chunk up to seq N arrived (T samples)
  *   {type:"stop", stream:S}                    the user pressed stop: cancel the synthesis
- *   {type:"state", stream:S, state, position}  playback state changed (position in seconds)
+ *   {type:"state", stream:S, state, position, preroll}
+ *       playback state changed (position in seconds); preroll: seconds from the first chunk's
+ *       arrival to the first sound, once known (what the adaptive pre-roll chose)
  * Rules: messages may arrive in any order; chunks are released in seq order and scheduled
  * at their sample offset; a message of a stream older than the newest seen is stale and
  * dropped; a message of a newer stream begins that stream (its start may come later).
@@ -32,12 +34,28 @@
  * until initialize has run, so none is lost before a view renders, and every view of one
  * model shows the same player. Tests read window.__kokoroPlayers[id].snapshot() and the
  * data-kokoro-* attributes of the player's element.
+ *
+ * Pre-roll: the player starts when it predicts it can play to the end without running dry.
+ * From the stream's own progress it estimates the production rate r (audio seconds per wall
+ * second) and, from `chars`, how much audio is still to come (R); holding B seconds of audio,
+ * playback never catches up if B ≥ R·(1/r − 1). So it starts at once when production is
+ * clearly faster than real time or the stream is complete, and holds longer the slower
+ * synthesis runs. If it runs dry anyway, it re-buffers by the same rule (at least
+ * REBUFFER_S) before resuming, instead of stuttering piece by piece.
  */
 
-const LEAD_S = 0.1; // the first chunk starts this long after it is scheduled
-const PREROLL_S = 0.25; // audio to hold before starting (unless the stream is complete)
+// The pre-roll floor: the first sound comes at least this long after the first chunk is in,
+// and never with less audio than this in hand. kokoro_nb/_profile_view.py's PREROLL_S is
+// this value (tests/test_player_protocol.py checks that they agree).
+const PREROLL_S = 0.1;
+const REBUFFER_S = 0.5; // after running dry, hold at least this much audio before resuming
+const SAFETY = 1.15; // the production rate is taken this much slower than measured
+const RATE_WINDOW_S = 0.3; // measure the rate from the first chunk once this much time passed
 const LATE_S = 0.02; // a chunk due sooner than this is late: the timeline shifts (a stall)
-const CHARS_PER_S = 14.5; // speech rate at speed 1, only for the progress bar's estimate
+// Audio per character of text at speed 1 (kokoro-nb's voices on English prose: 0.061 on the
+// bench paragraph, 0.062 on Pride and Prejudice, 0.073 on a short sentence). It estimates
+// the total length: for the progress bar and for the audio still to come.
+const SECONDS_PER_CHAR = 0.062;
 const TICK_MS = 100;
 const ACTIVE = new Set(["buffering", "blocked", "queued", "playing"]);
 
@@ -140,6 +158,8 @@ function newStream(id) {
     queue: false,
     chars: 0,
     began: performance.now(),
+    firstMs: null, // when the first chunk was released (performance.now())
+    firstSamples: 0, // samples released by then
     pending: new Map(), // seq → chunk, waiting for the chunks before it
     chunks: [], // released in seq order: {seq, offset, n, piece, text, pcm, buffer}
     arrival: [], // seqs in the order they arrived (tests check reordering)
@@ -174,6 +194,9 @@ class Player {
     this.wantPlay = false;
     this.firstAudioMs = null; // from the stream's first message to its first scheduled audio
     this.firstAudioAt = null; // performance.now() of that moment
+    this.preroll = null; // seconds from the first chunk's arrival to the first sound
+    this.dry = false; // playback ran dry: re-buffering before the next chunk is scheduled
+    this.rebuffers = 0; // how often that happened
     this.timer = null;
   }
 
@@ -260,12 +283,16 @@ class Player {
       s.next += 1;
       moved = true;
     }
+    if (moved && s.firstMs === null) {
+      s.firstMs = performance.now();
+      s.firstSamples = s.samples;
+    }
     const wasComplete = s.complete;
     s.complete = Boolean(s.final) && s.next >= s.final.count;
     if (moved || s.complete !== wasComplete) {
       this.send({ type: "ack", stream: s.id, seq: s.next - 1, samples: s.samples });
     }
-    if (moved && this.state === "playing") this.scheduleMore();
+    if ((moved || s.complete !== wasComplete) && this.state === "playing") this.scheduleMore();
   }
 
   begin(id) {
@@ -277,16 +304,42 @@ class Player {
     this.pausedAt = 0;
     this.firstAudioMs = null;
     this.firstAudioAt = null;
+    this.preroll = null;
+    this.dry = false;
+    this.rebuffers = 0;
     this.wantPlay = true;
     this.setState("buffering");
   }
 
   /* playing */
 
+  productionRate() {
+    // Audio seconds made per wall second. Over the whole stream (start-up included: low,
+    // so cautious) until the first chunk is RATE_WINDOW_S old, then since the first chunk.
+    // Measured up to now, not to the last arrival: a long wait lowers it.
+    const s = this.s;
+    const now = performance.now();
+    const since = (now - s.firstMs) / 1000;
+    if (since >= RATE_WINDOW_S) return (s.samples - s.firstSamples) / s.rate / since;
+    return s.samples / s.rate / Math.max((now - s.began) / 1000, 1e-3);
+  }
+
+  ready(from, floor) {
+    // Enough audio in hand from sample `from` to play to the end without running dry?
+    const s = this.s;
+    if (s.complete) return s.samples > from;
+    const held = (s.samples - from) / s.rate;
+    if (held < floor) return false;
+    const remaining = Math.max(0, this.totalEstimate() - s.samples) / s.rate;
+    const rate = this.productionRate() / SAFETY;
+    if (rate >= 1) return true;
+    return rate > 0 && held >= remaining * (1 / rate - 1);
+  }
+
   pump() {
     const s = this.s;
     if (!s || !this.wantPlay || this.state === "playing" || !s.chunks.length) return;
-    if (!s.complete && s.samples < PREROLL_S * s.rate) return;
+    if (!this.ready(0, PREROLL_S)) return;
     const ctx = audioContext();
     if (ctx.state !== "running") {
       // Resolves at once when the page already had a user gesture; else the button shows.
@@ -314,12 +367,17 @@ class Player {
     const s = this.s;
     const ctx = audioContext();
     this.halt();
-    let start = Math.max(ctx.currentTime + LEAD_S, notBefore);
+    let start = Math.max(ctx.currentTime + PREROLL_S, notBefore);
     start = Math.ceil(start * ctx.sampleRate) / ctx.sampleRate; // on a frame boundary
     this.t0 = start - position / s.rate;
+    if (this.preroll === null) {
+      const sound = performance.now() + (start - ctx.currentTime) * 1000;
+      this.preroll = (sound - (s.firstMs ?? s.began)) / 1000;
+    }
     this.pos0 = position;
     this.next = 0;
     this.sched = [];
+    this.dry = false;
     this.gain = ctx.createGain();
     this.gain.connect(ctx.destination);
     this.wantPlay = false;
@@ -338,7 +396,14 @@ class Player {
       let stall = 0;
       const due = ctx.currentTime + LATE_S;
       if (when < due) {
-        // Late (synthesis fell behind): push the rest of the timeline back, never overlap.
+        // Late (synthesis fell behind): hold until playing on is predicted to last (the
+        // tick retries), then push the rest of the timeline back, never overlapping.
+        if (!this.dry) this.rebuffers += 1;
+        this.dry = true;
+        if (!this.ready(chunk.offset + skip, REBUFFER_S)) {
+          this.next -= 1;
+          break;
+        }
         stall = Math.ceil((due - when) * ctx.sampleRate) / ctx.sampleRate;
         this.t0 += stall;
         when += stall;
@@ -361,6 +426,7 @@ class Player {
         duration: (chunk.n - skip) / s.rate,
         stall,
       });
+      this.dry = false;
       if (this.firstAudioMs === null) {
         this.firstAudioAt = performance.now();
         this.firstAudioMs = this.firstAudioAt - s.began;
@@ -416,6 +482,7 @@ class Player {
   tick() {
     const s = this.s;
     if (this.state === "queued" || this.state === "blocked" || this.state === "buffering") this.pump();
+    if (this.state === "playing" && this.dry) this.scheduleMore();
     if (this.state === "playing" && s.complete && this.next >= s.chunks.length) {
       const end = this.t0 + this.scheduledEnd() / s.rate;
       if (audioContext().currentTime >= end) {
@@ -442,7 +509,9 @@ class Player {
     if (ACTIVE.has(state)) this.ensureTimer();
     if (this.s) {
       const position = this.position() / this.s.rate;
-      this.send({ type: "state", stream: this.s.id, state, position });
+      const message = { type: "state", stream: this.s.id, state, position };
+      if (this.preroll !== null) message.preroll = this.preroll;
+      this.send(message);
     }
     this.refresh();
   }
@@ -510,7 +579,7 @@ class Player {
     const s = this.s;
     if (!s) return 1;
     if (s.final) return Math.max(s.final.samples, 1);
-    const guess = ((s.chars / CHARS_PER_S) * s.rate) / (s.speed || 1);
+    const guess = (s.chars * SECONDS_PER_CHAR * s.rate) / (s.speed || 1);
     return Math.max(guess, s.samples * 1.05, 1);
   }
 
@@ -585,6 +654,8 @@ class Player {
       stallCount: this.stallCount,
       firstAudioMs: this.firstAudioMs,
       firstAudioAt: this.firstAudioAt,
+      preroll: this.preroll,
+      rebuffers: this.rebuffers,
       position: this.position() / (s ? s.rate : 24000),
     };
   }
