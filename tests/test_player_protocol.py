@@ -13,6 +13,7 @@ import io
 import itertools
 import json
 import random
+import re
 import shutil
 import subprocess
 import threading
@@ -29,6 +30,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kokoro_nb._player import Player
+from kokoro_nb._profile_view import PREROLL_S
 from kokoro_nb._protocol import (
     MAX_BUFFER_BYTES,
     Abort,
@@ -511,12 +513,17 @@ class FakeContext {
 }
 const started = [], stopped = [], sent = [], snapshots = [];
 globalThis.AudioContext = FakeContext;
+let wall = 0; // the page's clock (ms): moves only with "advance", like the audio clock
+globalThis.performance = { now: () => wall };
 const model = { get: (k) => ({ player_id: "p1" })[k], on(e, f) { this.handler = f; }, off() {}, send(m) { sent.push(m); } };
 const widget = (await import(pathToFileURL(input.module).href)).default;
 const cleanup = widget.initialize({ model });
 const ctx = () => globalThis.__kokoroHub.ctx;
 for (const step of input.steps) {
-  if (step.advance) ctx().currentTime += step.advance;
+  if (step.advance) {
+    wall += step.advance * 1000;
+    if (ctx()) ctx().currentTime += step.advance;
+  } else if (step.tick) globalThis.__kokoroPlayers.p1.tick();
   else if (step.snapshot) snapshots.push(globalThis.__kokoroPlayers.p1.snapshot());
   else model.handler(step.content, step.buffers.map((b) => Uint8Array.from(Buffer.from(b, "base64"))));
 }
@@ -586,3 +593,76 @@ def test_player_js_shifts_the_timeline_for_a_late_chunk_and_stops_on_abort() -> 
     assert snap["stallCount"] == 1
     assert snap["state"] == "stopped" and snap["final"]["reason"] == "superseded"
     assert len(result["stopped"]) == 2  # both sources were halted
+
+
+def paced(chunks: int, every_s: float, chars: int, end: bool = True) -> list[dict[str, Any]]:
+    """A stream of one-second chunks, one every `every_s` of wall time, snapshot after each."""
+    transport = RecordingTransport()
+    writer = StreamWriter(transport, 1)
+    writer.start("t", "v", 1.0, chars=chars)
+    steps = steps_of(transport)
+    for piece in range(chunks):
+        transport.sent.clear()
+        writer.chunk(tone(1.0), "one second", piece)
+        steps += [{"advance": every_s}, *steps_of(transport), {"snapshot": True}]
+    if end:
+        transport.sent.clear()
+        writer.end()
+        steps += [*steps_of(transport), {"snapshot": True}]
+    return steps
+
+
+def test_player_js_preroll_floor_is_the_profile_views() -> None:
+    source = (Path(__file__).parent.parent / "kokoro_nb" / "player.js").read_text()
+    floor = re.search(r"^const PREROLL_S = ([\d.]+);", source, re.M)
+    assert floor is not None and float(floor.group(1)) == PREROLL_S
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_player_js_starts_at_once_when_synthesis_outpaces_playback() -> None:
+    snaps = run_player_js(paced(6, 0.5, chars=round(20 / 0.062)))["snapshots"]
+    first = snaps[0]  # one chunk in, made at twice real time: no reason to wait
+    assert first["state"] == "playing" and len(first["scheduled"]) == 1
+    assert first["scheduled"][0]["when"] == pytest.approx(PREROLL_S)
+    assert first["preroll"] == pytest.approx(PREROLL_S)
+    assert snaps[-1]["stallCount"] == 0
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_player_js_holds_a_slow_stream_until_it_can_play_through() -> None:
+    # 20 s of speech made at 0.8× real time: a fixed short pre-roll would stall on every
+    # chunk; the player waits until the audio in hand covers the predicted shortfall.
+    snaps = run_player_js(paced(20, 1.25, chars=round(20 / 0.062)))["snapshots"]
+    waited = [i for i, snap in enumerate(snaps) if not snap["scheduled"]]
+    assert 3 <= len(waited) < 19, waited  # neither at once nor only at the end
+    assert waited == list(range(len(waited)))
+    assert snaps[len(waited)]["state"] == "playing"
+    held_s = snaps[len(waited)]["samples"] / 24000
+    assert snaps[len(waited)]["preroll"] == pytest.approx(1.25 * (held_s - 1) + PREROLL_S)
+    last = snaps[-1]
+    assert last["stallCount"] == 0 and len(last["scheduled"]) == 20
+    for before, after in itertools.pairwise(last["scheduled"]):
+        assert after["when"] == pytest.approx(before["when"] + before["duration"], abs=1e-9)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_player_js_rebuffers_once_instead_of_stuttering() -> None:
+    # Fast at first (it starts at once), then one chunk every 2 s: it runs dry once, then
+    # holds until it can play to the end, rather than stalling before every chunk.
+    transport = RecordingTransport()
+    writer = StreamWriter(transport, 1)
+    writer.start("t", "v", 1.0, chars=round(10 / 0.062))
+    writer.chunk(tone(1.0), "one second", 0)
+    steps = [{"advance": 0.2}, *steps_of(transport)]
+    for piece in range(1, 10):
+        transport.sent.clear()
+        writer.chunk(tone(1.0), "one second", piece)
+        steps += [{"advance": 2.0}, *steps_of(transport), {"snapshot": True}]
+    snaps = run_player_js(steps)["snapshots"]
+    counts = [len(snap["scheduled"]) for snap in snaps]
+    assert counts[0] == 1 and counts[-1] == 10  # held after running dry, then all of it
+    assert 2 <= counts.count(1) < 9, counts
+    last = snaps[-1]
+    assert last["stallCount"] == 1 and last["rebuffers"] == 1
+    for before, after in itertools.pairwise(last["scheduled"][1:]):
+        assert after["when"] == pytest.approx(before["when"] + before["duration"], abs=1e-9)
