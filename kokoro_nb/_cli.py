@@ -6,7 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kokoro_engine import RequestMetrics
 
 SAMPLE_PARAGRAPH = (
     "The sun had not yet risen over the hills when Mara left the village. "
@@ -109,8 +112,7 @@ def _speak_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _speak(args: argparse.Namespace) -> int:
-    from kokoro_engine import Engine
-    from kokoro_engine._audio import check_format
+    from kokoro_engine import Engine, check_format
 
     text = sys.stdin.read() if args.text == "-" else args.text
     check_format(args.output)
@@ -123,7 +125,7 @@ def _speak(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(metrics: dict[str, Any], as_json: bool, headline: str) -> None:
+def _report(metrics: RequestMetrics, as_json: bool, headline: str) -> None:
     if as_json:
         print(json.dumps(metrics, indent=2))
         return
@@ -135,10 +137,9 @@ def _report(metrics: dict[str, Any], as_json: bool, headline: str) -> None:
 
 
 def _voices(args: argparse.Namespace) -> int:
-    from kokoro_engine import LANGUAGE_NAMES, voice_language
-    from kokoro_engine._manifest import VOICE_SHA256
+    from kokoro_engine import LANGUAGE_NAMES, VOICE_NAMES, voice_language
 
-    for name in sorted(VOICE_SHA256):
+    for name in VOICE_NAMES:
         code = voice_language(name)
         print(f"{name:<16} {code:<6} {LANGUAGE_NAMES[code]}")
     return 0
@@ -151,7 +152,7 @@ def _fetch_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    from kokoro_engine._assets import fetch_all
+    from kokoro_engine import fetch_all
 
     found = fetch_all(force=args.force)
     print(f"model:  {found['model']}\nvoices: {found['voices']}")
@@ -159,7 +160,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from kokoro_engine._doctor import diagnose
+    from kokoro_engine import diagnose
 
     healthy, lines = diagnose()
     print("\n".join(lines))
@@ -174,7 +175,7 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from kokoro_engine._bench import run_bench
+    from kokoro_engine import run_bench
 
     run_bench(
         SAMPLE_PARAGRAPH,

@@ -63,9 +63,8 @@ def test_closing_a_stream_stops_the_remaining_work(engine: Engine) -> None:
     with engine.stream(long_text, voice="af_heart") as stream:
         next(stream)
     runs = sum(lane.runs for lane in engine.pool.lanes) - runs_before
-    planned = sum(
-        1 for _ in engine._prepare(engine._request(long_text, "af_heart", 1.0, None, False, None))
-    )
+    request = engine._request(long_text, "af_heart", 1.0, None, False, None)
+    planned = sum(1 for _ in engine._synthesis.plan(request))
     assert stream.metrics["complete"] is False
     assert runs < planned / 2
 

@@ -9,7 +9,6 @@ import pytest
 
 from kokoro_engine import Engine, SynthesisError
 from kokoro_engine._pool import CPU, CancelToken, Lane, Pool
-from kokoro_engine._sessions import Feeds
 
 from speech import assert_speech
 
@@ -44,7 +43,6 @@ def test_failing_accelerator_falls_back_to_cpu(
     real = engine.pool.lanes[0].session
     session = faulty(real)
     lane = Lane("faulty-gpu", "FaultyExecutionProvider", session, 0, "latency")
-    lane.feeds["build"] = Feeds(real)
     engine.pool.add(lane, first=True)
     engine.clear_cache()
     try:
@@ -63,7 +61,6 @@ def test_failing_accelerator_falls_back_to_cpu(
 def test_accelerator_lanes_take_every_piece_while_healthy(engine: Engine) -> None:
     real = engine.pool.lanes[0]
     lane = Lane("fake-gpu", "FakeExecutionProvider", real.session, 0, "latency")
-    lane.feeds["build"] = real.feeds["build"]
     engine.pool.add(lane, first=True)
     engine.clear_cache()
     try:
@@ -81,10 +78,9 @@ def test_a_pool_whose_every_lane_fails_raises_synthesis_error(engine: Engine) ->
         [Lane("bad-1", CPU, RaisingSession(real), 1), Lane("bad-2", CPU, RaisingSession(real), 1)],
         cpu_budget=2,
     )
-    feeds = Feeds(real)
     style = np.zeros((1, 256), np.float32)
     with pytest.raises(SynthesisError, match="every lane failed"):
-        pool.run(lambda lane: feeds([50, 16, 51], style, 1.0), first=True, cancel=CancelToken())
+        pool.run(lambda lane: lane.feed([50, 16, 51], style, 1.0), first=True, cancel=CancelToken())
     assert all(lane.failures == 1 for lane in pool.lanes)
 
 

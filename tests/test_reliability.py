@@ -32,7 +32,6 @@ from kokoro_engine import (
 from kokoro_engine import _assets as assets
 from kokoro_engine import _manifest as manifest
 from kokoro_engine._pool import Lane
-from kokoro_engine._sessions import Feeds
 from kokoro_engine._voices import VoiceBank
 
 from speech import assert_speech
@@ -285,7 +284,6 @@ def test_a_session_failing_mid_stream_loses_nothing(engine: Engine) -> None:
     real = engine.pool.lanes[0].session
     session = BreakingSession(real, broken)
     lane = Lane("dying-gpu", "FaultyExecutionProvider", session, 0, "latency")
-    lane.feeds["build"] = Feeds(real)
     engine.pool.add(lane, first=True)
     engine.clear_cache()
     try:

@@ -1,7 +1,10 @@
 """kokoro_engine: Kokoro-82M text-to-speech with warm ONNX Runtime sessions and ordered streaming."""
 
-from ._audio import Audio, Chunk, pcm16
-from ._engine import Engine, Stream
+from ._assets import fetch_all
+from ._audio import Audio, Chunk, check_format, pcm16
+from ._bench import run_bench
+from ._doctor import diagnose
+from ._engine import Engine
 from ._errors import (
     AssetError,
     EngineClosedError,
@@ -11,15 +14,18 @@ from ._errors import (
     SynthesisError,
     VoiceError,
 )
-from ._metrics import RequestLog
+from ._manifest import VOICE_NAMES
+from ._metrics import PieceMetrics, PieceTiming, RequestLog, RequestMetrics, StageMetrics
 from ._phonemize import LANGUAGE_NAMES, voice_language
+from ._stream import Stream
 from ._types import MAX_PHONEME_IDS, SAMPLE_RATE
-from ._voices import voice_gender, voices_by_language
+from ._voices import parse_voice, voice_gender, voices_by_language
 
 __all__ = [
     "LANGUAGE_NAMES",
     "MAX_PHONEME_IDS",
     "SAMPLE_RATE",
+    "VOICE_NAMES",
     "AssetError",
     "Audio",
     "Chunk",
@@ -28,11 +34,20 @@ __all__ = [
     "InputError",
     "KokoroError",
     "PhonemeWarning",
+    "PieceMetrics",
+    "PieceTiming",
     "RequestLog",
+    "RequestMetrics",
+    "StageMetrics",
     "Stream",
     "SynthesisError",
     "VoiceError",
+    "check_format",
+    "diagnose",
+    "fetch_all",
+    "parse_voice",
     "pcm16",
+    "run_bench",
     "strip_markdown",
     "voice_gender",
     "voice_language",

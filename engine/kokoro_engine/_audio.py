@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ._errors import InputError
+from ._metrics import PieceMetrics, RequestMetrics
 from ._types import SAMPLE_RATE, FloatArray, PathLikeStr
 
 _FRAME = 240  # 10 ms: the resolution of silence trimming
@@ -73,8 +73,8 @@ class Chunk:
     seq: int
     samples: FloatArray
     text: str
-    sample_rate: int = SAMPLE_RATE
-    metrics: dict[str, Any] = field(default_factory=dict)
+    sample_rate: int
+    metrics: PieceMetrics
 
     @property
     def duration_s(self) -> float:
@@ -86,8 +86,8 @@ class Audio:
     """A finished clip: 1-D float32 samples at 24 kHz and the metrics of making it."""
 
     samples: FloatArray
-    sample_rate: int = SAMPLE_RATE
-    metrics: dict[str, Any] = field(default_factory=dict)
+    sample_rate: int
+    metrics: RequestMetrics
     text: str = ""
 
     @property

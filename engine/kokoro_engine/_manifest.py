@@ -99,3 +99,7 @@ VOICE_SHA256: dict[str, str] = {
 
 def voice_spec(name: str) -> FileSpec:
     return FileSpec(f"voices/{name}.bin", VOICE_SIZE, VOICE_SHA256[name])
+
+
+# The voices that ship with Kokoro v1.0, by name.
+VOICE_NAMES = tuple(sorted(VOICE_SHA256))

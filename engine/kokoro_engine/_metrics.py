@@ -5,9 +5,78 @@ from __future__ import annotations
 import html
 import threading
 from collections import deque
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
 import numpy as np
+
+
+class _Timing(TypedDict):
+    queue_wait_s: float
+    inference_s: float
+    provider: str  # the lane's provider, "cache" for a cached piece, "none" for no ids
+    post_s: float
+
+
+class PieceTiming(_Timing, total=False):
+    """Where a piece's audio came from and how long it took; lane keys when a lane ran it."""
+
+    lane: str
+    fallback_from: str  # the lane that failed first, when another lane took over
+    error: str
+
+
+class _PieceBase(_Timing):
+    seq: int
+    text: str
+    n_ids: int
+    audio_s: float
+    cached: bool
+    start_s: float  # since the request started
+    end_s: float
+    rtf: float | None
+
+
+class PieceMetrics(_PieceBase, total=False):
+    """What one piece cost: its timing (PieceTiming) with its text, size and place in time."""
+
+    lane: str
+    fallback_from: str
+    error: str
+
+
+class StageMetrics(TypedDict, total=False):
+    """Seconds spent per stage over a request; the last three come with its totals."""
+
+    normalize_s: float
+    phonemize_s: float
+    queue_wait_s: float
+    inference_s: float
+    post_s: float
+
+
+class _RequestBase(TypedDict):
+    voice: str
+    speed: float
+    lang: str
+    chars: int
+    ttfa_s: float | None
+    stages: StageMetrics
+    pieces: list[PieceMetrics]
+
+
+class RequestMetrics(_RequestBase, total=False):
+    """What one request cost: its arguments from the start, its totals once it ends."""
+
+    audio_s: float
+    total_s: float
+    rtf: float | None
+    provider: str | None
+    cached: bool
+    fallbacks: int
+    rss_mb: float
+    complete: bool  # False when it was cancelled or the engine closed under it
+
 
 COLUMNS = (
     "voice",
@@ -27,24 +96,22 @@ PERCENTILES = (50, 90, 99)
 def rss_mb() -> float:
     import psutil
 
-    return psutil.Process().memory_info().rss / 2**20
+    return float(psutil.Process().memory_info().rss) / 2**20
 
 
-def finish(metrics: dict[str, Any]) -> dict[str, Any]:
+def finish(metrics: RequestMetrics) -> RequestMetrics:
     """Fill in the totals of a request once its last piece is done."""
     pieces = metrics["pieces"]
     audio_s = sum(p["audio_s"] for p in pieces)
     total_s = max((p["end_s"] for p in pieces), default=0.0)
     providers = sorted({p["provider"] for p in pieces})
-    metrics.update(
-        audio_s=round(audio_s, 4),
-        total_s=round(total_s, 4),
-        rtf=round(total_s / audio_s, 4) if audio_s else None,
-        provider=",".join(providers) or None,
-        cached=bool(pieces) and all(p["cached"] for p in pieces),
-        fallbacks=sum(1 for p in pieces if p.get("fallback_from")),
-        rss_mb=round(rss_mb(), 1),
-    )
+    metrics["audio_s"] = round(audio_s, 4)
+    metrics["total_s"] = round(total_s, 4)
+    metrics["rtf"] = round(total_s / audio_s, 4) if audio_s else None
+    metrics["provider"] = ",".join(providers) or None
+    metrics["cached"] = bool(pieces) and all(p["cached"] for p in pieces)
+    metrics["fallbacks"] = sum(1 for p in pieces if p.get("fallback_from"))
+    metrics["rss_mb"] = round(rss_mb(), 1)
     stages = metrics["stages"]
     stages["queue_wait_s"] = round(sum(p["queue_wait_s"] for p in pieces), 4)
     stages["inference_s"] = round(sum(p["inference_s"] for p in pieces), 4)
@@ -56,15 +123,15 @@ class RequestLog:
     """The last `size` requests' metrics; a table in notebooks (`_repr_html_`) and pandas."""
 
     def __init__(self, size: int = 256) -> None:
-        self._rows: deque[dict[str, Any]] = deque(maxlen=size)
+        self._rows: deque[RequestMetrics] = deque(maxlen=size)
         self._lock = threading.Lock()
 
-    def add(self, metrics: dict[str, Any]) -> None:
+    def add(self, metrics: RequestMetrics) -> None:
         with self._lock:
             self._rows.append(metrics)
 
     @property
-    def rows(self) -> list[dict[str, Any]]:
+    def rows(self) -> list[RequestMetrics]:
         with self._lock:
             return list(self._rows)
 
@@ -77,7 +144,10 @@ class RequestLog:
 
     def summary(self, *, include_cached: bool = False) -> dict[str, dict[str, float]]:
         """Percentiles of time to first audio, total time and RTF over synthesized requests."""
-        rows = [r for r in self.rows if include_cached or not r.get("cached")]
+        # Read as plain mappings: the keys below are chosen at run time.
+        rows: list[Mapping[str, Any]] = [
+            r for r in self.rows if include_cached or not r.get("cached")
+        ]
         out: dict[str, dict[str, float]] = {}
         for key in ("ttfa_s", "total_s", "rtf"):
             values = np.array([r[key] for r in rows if r.get(key) is not None], dtype=float)
@@ -88,9 +158,9 @@ class RequestLog:
         return out
 
     def table(self) -> list[dict[str, Any]]:
+        rows: Sequence[Mapping[str, Any]] = self.rows
         return [
-            {c: (len(r["pieces"]) if c == "pieces" else r.get(c)) for c in COLUMNS}
-            for r in self.rows
+            {c: (len(r["pieces"]) if c == "pieces" else r.get(c)) for c in COLUMNS} for r in rows
         ]
 
     def to_pandas(self) -> Any:

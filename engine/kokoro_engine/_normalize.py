@@ -186,7 +186,7 @@ def _n2w(value: int, lang: _Lang, to: str = "cardinal") -> str:
     if lang.n2w is None:
         return str(value)
     try:
-        words = num2words(value, lang=lang.n2w, to=to)
+        words: str = num2words(value, lang=lang.n2w, to=to)
     except Exception:  # num2words raises many types past its range; never fail the text
         if to != "cardinal":
             return _n2w(value, lang)

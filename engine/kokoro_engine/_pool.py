@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._errors import InputError, SynthesisError
+from ._feeds import Feeds
 from ._types import FloatArray
 
 ACCELERATORS = (
@@ -68,7 +69,10 @@ class Lane:
     runs: int = 0
     failures: int = 0
     last_error: str = ""
-    feeds: dict[str, Any] = field(default_factory=dict)
+    feed: Feeds = field(init=False, repr=False)  # built from the session's declared inputs
+
+    def __post_init__(self) -> None:
+        self.feed = Feeds(self.session)
 
     @property
     def is_cpu(self) -> bool:

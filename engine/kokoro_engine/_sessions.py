@@ -10,8 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import _assets as assets
 from ._errors import InputError
 from ._pool import ACCELERATORS, AUTO_ACCELERATORS, CPU, Lane
@@ -172,24 +170,3 @@ def accelerator_lane(
     return Lane(
         short, provider, model_session(model, provider, 0, options, split=split), 0, "latency"
     )
-
-
-class Feeds:
-    """Builds a session's input feed, reading input names and types from the session."""
-
-    def __init__(self, session: Any) -> None:
-        inputs = {i.name: i for i in session.get_inputs()}
-        self.tokens = "input_ids" if "input_ids" in inputs else "tokens"
-        self.int_speed = (
-            "int" in inputs.get("speed", inputs[self.tokens]).type and "speed" in inputs
-        )
-
-    def __call__(self, ids: list[int], style: np.ndarray, speed: float) -> dict[str, Any]:
-        speed_value = np.array(
-            [round(speed) if self.int_speed else speed], np.int32 if self.int_speed else np.float32
-        )
-        return {
-            self.tokens: np.array([[0, *ids, 0]], dtype=np.int64),
-            "style": np.asarray(style, dtype=np.float32),
-            "speed": speed_value,
-        }

@@ -32,6 +32,7 @@ from onnx import NodeProto, TensorProto, helper, numpy_helper
 
 from ._assets import file_sha256
 from ._errors import AssetError, InputError
+from ._types import SAMPLE_RATE
 
 VARIANTS = ("int8", "fp32", "fp16")
 
@@ -205,7 +206,7 @@ def _weight_scale(g: _Graph, scale_tensor: str) -> str:
     found = [name for name in node.input if name in g.inits]
     if len(found) != 1:
         raise _unexpected(f"{node.name!r} should multiply one constant scale")
-    return found[0]
+    return str(found[0])
 
 
 def _float_input(g: _Graph, node: NodeProto) -> str:
@@ -213,11 +214,11 @@ def _float_input(g: _Graph, node: NodeProto) -> str:
     quantize = g.producer.get(node.input[0])
     if quantize is None or quantize.op_type != "DynamicQuantizeLinear":
         raise _unexpected(f"{node.name!r} does not read a dynamically quantized input")
-    return quantize.input[0]
+    return str(quantize.input[0])
 
 
 def _other_input(node: NodeProto, known: str) -> str:
-    return next(name for name in node.input if name != known)
+    return str(next(name for name in node.input if name != known))
 
 
 # --- the rewrites: each returns the float node and the nodes it replaces -----------------
@@ -600,7 +601,7 @@ def _write_sidecar(out: Path, source: dict[str, Any]) -> None:
 # --- checking a variant against int8 -----------------------------------------------------
 
 
-def similarity(a: np.ndarray, b: np.ndarray, sample_rate: int = 24_000) -> dict[str, float]:
+def similarity(a: np.ndarray, b: np.ndarray, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
     """How close audio `b` is to reference `a`: SNR, log-mel cosines and mel distance.
 
     Lengths are aligned by trimming to the shorter. SNR is strict (a phase shift of a few
@@ -669,7 +670,8 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def _pool(frames: np.ndarray, width: int = 8) -> np.ndarray:
     usable = max(len(frames) // width, 1) * width
     padded = np.pad(frames, ((0, max(usable - len(frames), 0)), (0, 0)))[:usable]
-    return padded.reshape(-1, width, frames.shape[1]).mean(axis=1)
+    pooled: np.ndarray = padded.reshape(-1, width, frames.shape[1]).mean(axis=1)
+    return pooled
 
 
 def _log_mel(x: np.ndarray, sample_rate: int, n_fft: int = 1024, hop: int = 256) -> np.ndarray:
@@ -680,7 +682,8 @@ def _log_mel(x: np.ndarray, sample_rate: int, n_fft: int = 1024, hop: int = 256)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     mel = power @ _mel_filters(sample_rate, n_fft).T
     db = 10 * np.log10(np.maximum(mel, 1e-10))
-    return np.maximum(db - db.max() + 80.0, 0.0)
+    floored: np.ndarray = np.maximum(db - db.max() + 80.0, 0.0)
+    return floored
 
 
 def _mel_filters(sample_rate: int, n_fft: int, bands: int = 80) -> np.ndarray:

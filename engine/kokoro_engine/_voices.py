@@ -18,7 +18,7 @@ from ._phonemize import voice_language
 from ._types import FloatArray
 
 
-def parse_blend(spec: str) -> list[tuple[str, float]]:
+def parse_voice(spec: str) -> list[tuple[str, float]]:
     """Voice names and weights (normalized to sum 1) from "name" or "a:0.7,b:0.3"."""
     if not isinstance(spec, str) or not spec.strip():
         raise VoiceError(
@@ -80,7 +80,7 @@ class VoiceBank:
             if key in self._blends:
                 self._blends.move_to_end(key)
                 return self._blends[key]
-        pairs = parse_blend(spec)
+        pairs = parse_voice(spec)
         table = sum(
             (w * self._load(name) for name, w in pairs),
             np.zeros((VOICE_ROWS, STYLE_DIM), np.float32),
