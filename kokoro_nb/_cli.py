@@ -169,12 +169,26 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document")
-    parser.add_argument("--quick", action="store_true", help="skip the sweeps")
+    parser.add_argument(
+        "--quick", action="store_true", help="skip the sweeps (with --quality: fp32 and fp16)"
+    )
+    parser.add_argument(
+        "--quality",
+        action="store_true",
+        help="word error rate of every path on the Harvard sentences (needs pocketsphinx)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="do not run kokoro-onnx")
     parser.add_argument("--voice", default="af_heart")
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.quality:
+        from kokoro_engine._quality import run_quality
+
+        run_quality(
+            voice=args.voice, quick=args.quick, baseline=not args.no_baseline, as_json=args.json
+        )
+        return 0
     from kokoro_engine import run_bench
 
     run_bench(
