@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -83,7 +84,7 @@ class ServerMetrics:
         )
 
     def finished(
-        self, fmt: str, stream: bool, engine_metrics: dict[str, Any], ttfb: float, total: float
+        self, fmt: str, stream: bool, engine_metrics: Mapping[str, Any], ttfb: float, total: float
     ) -> None:
         """Record a request whose audio went out complete."""
         provider = str(engine_metrics.get("provider") or "none")

@@ -6,7 +6,7 @@ import base64
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -218,7 +218,7 @@ def _sse_delta(data: bytes) -> bytes:
     return f"data: {json.dumps(event)}\n\n".encode()
 
 
-def _sse_done(metrics: dict[str, Any]) -> bytes:
+def _sse_done(metrics: Mapping[str, Any]) -> bytes:
     chars = int(metrics.get("chars") or 0)
     usage = {"input_tokens": chars, "output_tokens": 0, "total_tokens": chars}
     return f"data: {json.dumps({'type': 'speech.audio.done', 'usage': usage})}\n\n".encode()
