@@ -8,23 +8,26 @@ from typing import Any
 
 import ipywidgets as w
 
+from kokoro_engine import LANGUAGE_NAMES, voice_gender, voices_by_language
+
+from ._errors import error_line
+from ._kernel_engine import get_engine
+from ._options import Options, current
 from ._player import Player
-from ._speech import Options, Speech, error_line, speak
+from ._speech import Speech, speak
 
 DEBOUNCE_S = 0.5  # controls fire on every slider step; speak once the hand rests
 
 
 def _language_groups(voices: list[str]) -> dict[str, list[str]]:
-    from ._magics import language_label
-
-    groups: dict[str, list[str]] = {}
-    for voice in voices:
-        groups.setdefault(language_label(voice), []).append(voice)
-    return groups
+    """Voices under their language's name ("British English": [...])."""
+    return {
+        LANGUAGE_NAMES.get(code, code): names for code, names in voices_by_language(voices).items()
+    }
 
 
 def _label(voice: str) -> str:
-    gender = {"f": "female", "m": "male"}.get(voice[1:2], "")
+    gender = voice_gender(voice)
     return f"{voice.split('_', 1)[-1]} ({gender})" if gender else voice
 
 
@@ -48,10 +51,7 @@ class Controls(w.VBox):
         live: bool = True,
         debounce_s: float = DEBOUNCE_S,
     ) -> None:
-        from ._magics import current_options
-        from ._kernel_engine import get_engine
-
-        self.base = current_options()
+        self.base = current()
         self.debounce_s = debounce_s
         self.groups = _language_groups(get_engine().voices)
         voice = voice if any(voice in v for v in self.groups.values()) else self.base.voice
@@ -154,7 +154,8 @@ class Controls(w.VBox):
         return f"{first}:{1 - weight:.2f},{self.voice2.value}:{weight:.2f}"
 
     def speak(self) -> Speech | None:
-        """Speak the text with the current settings now (superseding what is playing)."""
+        """Speak the text with the current settings now: a button press means now, so it
+        stops all speech (the panel's earlier run, and any cell's) first."""
         self._cancel_timer()
         text = self.text.value
         if not text.strip():
@@ -165,10 +166,10 @@ class Controls(w.VBox):
             speed=float(self.speed.value),
             markdown=self.base.markdown,
             static_max_s=0,
-            on_done=self._finished,
+            interrupt=True,
         )
         try:
-            speech = speak(text, options, player=self.player, display=False)
+            speech = speak(text, options, player=self.player, display=False, on_done=self._finished)
         except Exception as exc:
             self._say_status(error_line(exc), error=True)
             return None
@@ -275,9 +276,7 @@ def controls(
     text: str = "", voice: str | None = None, speed: float | None = None, *, live: bool = True
 ) -> Controls:
     """Controls to explore voices and speed on `text`; display the result (the last line of a cell)."""
-    from ._magics import current_options
-
-    base = current_options()
+    base = current()
     return Controls(
         text, voice or base.voice, speed if speed is not None else base.speed, live=live
     )

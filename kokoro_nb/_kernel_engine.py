@@ -57,4 +57,3 @@ def preload() -> threading.Thread:
     thread = threading.Thread(target=build, name="kokoro-preload", daemon=True)
     thread.start()
     return thread
-

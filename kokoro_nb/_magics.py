@@ -1,7 +1,8 @@
 """IPython magics: %%speak / %speak to say a cell or a line, %kokoro for status and settings.
 
-Defaults are traitlets on ``SpeakMagics`` (``%config SpeakMagics.voice = "bf_emma"``), and
-``say()`` reads the same defaults from code.
+The top layer of the notebook side. Defaults are traitlets on ``SpeakMagics``
+(``%config SpeakMagics.voice = "bf_emma"``), made from ``_options.Options``; ``say()`` reads
+the same defaults from code.
 """
 
 from __future__ import annotations
@@ -13,40 +14,62 @@ import html
 import re
 import shlex
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, HasTraits, MetaHasTraits
 
-from ._speech import Options, Speech, conductor, is_kokoro_error, merge, shorten_traceback, speak
+from kokoro_engine import LANGUAGE_NAMES, voice_gender, voices_by_language
+
+from ._errors import one_line_errors
+from ._options import (
+    Options,
+    add_arguments,
+    from_arguments,
+    from_traits,
+    merge,
+    option_traits,
+    set_defaults_source,
+    usage_lines,
+)
+from ._speech import Speech, conductor, speak, unwatch_cells, watch_cells
 
 _active: SpeakMagics | None = None
 
-SPEAK_USAGE = """\
-%%speak [-v VOICE] [-s SPEED] [-l LANG] [--no-stream] [--save PATH] [--profile]
-        [-o VAR] [--queue] [--wait] [--after MESSAGE] [--raw]
-%speak [options] text to say      (quote a question: %speak "Ready?")
-%speak --ui [text]            voice, speed and blend controls
+# %%speak's own flags, besides the options' (the options' come from _options.Options)
+_MAGIC_FLAGS = [
+    (("-o", "--out"), "VAR", "store the Speech handle in VAR (VAR.wait() returns the Audio)"),
+    (("--after",), "MESSAGE", "run the cell's code, then say MESSAGE (or the error if it failed)"),
+    (("--raw",), "", "say the text exactly: no {name} filling, no markdown stripping"),
+    (("--queue",), "", "(the default now: speech from another cell plays after the speech before)"),
+    (("--ui",), "", "voice, speed and blend controls"),
+    (("-h", "--help"), "", "this help"),
+]
 
-Speaks the cell body (or the rest of the line). {name} is filled from your variables
-(unknown names stay as written); markdown markup is not read aloud. The cell returns at
-once and the audio streams into a player below it; the finished clip is kept in the output
-as a plain <audio> element, so the saved notebook still plays without a kernel.
-
-  -v, --voice VOICE   a voice ("af_heart") or a blend ("af_heart:0.7,am_adam:0.3")
-  -s, --speed SPEED   0.5 … 2.0
-  -l, --lang LANG     language (default: from the voice), e.g. en-gb, fr-fr, ja
-  --no-stream         synthesize the whole clip first, then play it (the cell waits)
-  --save PATH         also write the clip to PATH (.wav, .flac or .ogg)
-  --profile           show per-piece timings and a synthesis/playback timeline
-  -o, --out VAR       store the Speech handle in VAR (VAR.wait() returns the Audio)
-  --queue             play after the speech already going instead of stopping it
-  --wait              return only when synthesis is done (for nbconvert, papermill)
-  --after MESSAGE     run the cell's code, then say MESSAGE (or the error if it failed)
-  --raw               say the text exactly: no {name} filling, no markdown stripping
-"""
+SPEAK_USAGE = "\n".join(
+    [
+        "%%speak [options]             the cell is the text",
+        '%speak [options] text to say   (quote a question: %speak "Ready?")',
+        "%speak --ui [text]            voice, speed and blend controls",
+        "",
+        "Speaks the cell body (or the rest of the line). {name} is filled from your variables",
+        "(unknown names stay as written); markdown markup is not read aloud. The cell returns at",
+        "once and the audio streams into a player below it; the finished clip is kept in the output",
+        "as a plain <audio> element, so the saved notebook still plays without a kernel.",
+        "Speech from different cells plays in order; re-running a cell replaces its own speech;",
+        "--now (or %config SpeakMagics.interrupt = True) stops all speech first; %kokoro stop",
+        "stops everything.",
+        "",
+        *usage_lines(),
+        *(
+            f"  {(', '.join(flags) + (f' {metavar}' if metavar else '')).ljust(18)}  {text}"
+            for flags, metavar, text in _MAGIC_FLAGS
+        ),
+        "",
+    ]
+)
 
 KOKORO_USAGE = """\
 %kokoro [status]            engine: providers, variant, warm sessions, memory; settings
@@ -70,35 +93,25 @@ class _Parser(argparse.ArgumentParser):
 
 def _speak_parser() -> _Parser:
     p = _Parser(prog="%%speak", add_help=False)
-    p.add_argument("-v", "--voice")
-    p.add_argument("-s", "--speed", type=float)
-    p.add_argument("-l", "--lang")
-    p.add_argument("--no-stream", dest="stream", action="store_false", default=None)
-    p.add_argument("--save", metavar="PATH")
-    p.add_argument("--profile", action="store_true", default=None)
-    p.add_argument("-o", "--out", metavar="VAR")
-    p.add_argument("--queue", action="store_true", default=None)
-    p.add_argument("--wait", action="store_true", default=None)
-    p.add_argument("--after", metavar="MESSAGE")
-    p.add_argument("--ui", action="store_true")
-    p.add_argument("--raw", action="store_true")
-    p.add_argument("-h", "--help", action="store_true")
+    add_arguments(p)
+    for flags, metavar, _ in _MAGIC_FLAGS:
+        if metavar:
+            p.add_argument(*flags, metavar=metavar)
+        else:
+            p.add_argument(*flags, action="store_true")
     return p
 
 
-_VALUE_OPTIONS = {
-    "-v",
-    "--voice",
-    "-s",
-    "--speed",
-    "-l",
-    "--lang",
-    "--save",
-    "-o",
-    "--out",
-    "--after",
-}
-_FLAG_OPTIONS = {"--no-stream", "--profile", "--queue", "--wait", "--ui", "--raw", "-h", "--help"}
+def _flag_names() -> tuple[set[str], set[str]]:
+    """(flags that take a value, flags that do not), as %%speak's parser knows them."""
+    takes: set[str] = set()
+    bare: set[str] = set()
+    for action in _speak_parser()._actions:
+        (bare if action.nargs == 0 else takes).update(action.option_strings)
+    return takes, bare
+
+
+_VALUE_OPTIONS, _FLAG_OPTIONS = _flag_names()
 _TOKEN = re.compile(r"""\s*("(?:[^"\\]|\\.)*"|'[^']*'|\S+)""")
 
 
@@ -225,26 +238,15 @@ def _spoken_error(exc: BaseException) -> str:
     return f"The cell failed with {name}{detail}."
 
 
+# The speech options as configurable traitlets (voice, speed, interrupt, ...), made from Options.
+_OptionTraits = MetaHasTraits("_OptionTraits", (HasTraits,), option_traits())
+
+
 @magics_class
-class SpeakMagics(Magics):
+class SpeakMagics(Magics, _OptionTraits):  # type: ignore[misc,valid-type]
     """%%speak, %speak and %kokoro. Set defaults with %config SpeakMagics.<name> = value."""
 
-    voice = Unicode("af_heart", help="Voice name or blend ('af_heart:0.7,am_adam:0.3').").tag(
-        config=True
-    )
-    speed = Float(1.0, help="Speaking speed, 0.5 … 2.0.").tag(config=True)
-    lang = Unicode(None, allow_none=True, help="Language (None: from the voice).").tag(config=True)
-    stream = Bool(True, help="Stream audio as it is synthesized.").tag(config=True)
-    wait = Bool(False, help="Cells wait until synthesis is done (headless runs).").tag(config=True)
-    profile = Bool(False, help="Show the profile of every utterance.").tag(config=True)
-    markdown = Bool(True, help="Read markdown as prose (markup is not spoken).").tag(config=True)
     fill_names = Bool(True, help="Fill {name} in %%speak text from the user namespace.").tag(
-        config=True
-    )
-    static_max_s = Float(60.0, help="Seconds of audio kept in the saved output (0: none).").tag(
-        config=True
-    )
-    static_rate = Int(0, help="Sample rate of the saved <audio> (0: the model's 24000).").tag(
         config=True
     )
     preload = Bool(True, help="Start loading the model when the extension is loaded.").tag(
@@ -252,18 +254,8 @@ class SpeakMagics(Magics):
     )
 
     def options(self, **changes: Any) -> Options:
-        base = Options(
-            voice=self.voice,
-            speed=self.speed,
-            lang=self.lang or None,
-            stream=self.stream,
-            wait=self.wait,
-            profile=self.profile,
-            markdown=self.markdown,
-            static_max_s=self.static_max_s,
-            static_rate=self.static_rate,
-        )
-        return merge(base, **changes)
+        """The settings, with `changes` (None leaves a setting as it is)."""
+        return merge(from_traits(self), **changes)
 
     # --- %%speak / %speak ------------------------------------------------------------------
 
@@ -295,17 +287,7 @@ class SpeakMagics(Magics):
 
     def _options_from(self, args: argparse.Namespace) -> Options:
         markdown = False if args.raw else None
-        return self.options(
-            voice=args.voice,
-            speed=args.speed,
-            lang=args.lang,
-            stream=args.stream,
-            save=args.save,
-            profile=args.profile,
-            queue=args.queue,
-            wait=args.wait,
-            markdown=markdown,
-        )
+        return self.options(**from_arguments(args), markdown=markdown)
 
     def _say(self, text: str, args: argparse.Namespace) -> Speech:
         if not args.raw and self.fill_names and self.shell is not None:
@@ -318,7 +300,8 @@ class SpeakMagics(Magics):
             if args.out and self.shell is not None:
                 self.shell.user_ns[args.out] = speech
 
-        return _speak_short(text, self._options_from(args), on_start=bind)
+        with one_line_errors():
+            return speak(text, self._options_from(args), on_start=bind)
 
     def _after(self, cell: str, args: argparse.Namespace) -> Any:
         message = args.after
@@ -377,12 +360,8 @@ class SpeakMagics(Magics):
             return None
         if handler is None:
             raise UsageError(f"%kokoro: unknown command {command!r}\n{KOKORO_USAGE}")
-        try:
+        with one_line_errors():
             return handler(rest)
-        except Exception as exc:
-            if is_kokoro_error(exc):
-                raise shorten_traceback(exc) from None
-            raise
 
     def _status(self, argv: Sequence[str]) -> Table:
         from ._kernel_engine import loaded_engine
@@ -402,7 +381,11 @@ class SpeakMagics(Magics):
     def _voices(self, argv: Sequence[str]) -> Table:
         from ._kernel_engine import get_engine
 
-        return Table("Voices", ("language", "voices"), voices_by_language(get_engine().voices))
+        rows = [
+            (LANGUAGE_NAMES.get(code, code), ", ".join(f"{v} ({_gender(v)})" for v in names))
+            for code, names in voices_by_language(get_engine().voices).items()
+        ]
+        return Table("Voices", ("language", "voices"), rows)
 
     def _warmup(self, argv: Sequence[str]) -> str:
         from ._kernel_engine import get_engine
@@ -413,8 +396,8 @@ class SpeakMagics(Magics):
         return f"Kokoro warm in {time.perf_counter() - start:.1f} s: {engine!r}"
 
     def _profile(self, argv: Sequence[str]) -> Any:
-        from ._profile_view import ProfileView
         from ._kernel_engine import loaded_engine
+        from ._profile_view import ProfileView
 
         parser = _Parser(prog="%kokoro profile", add_help=False)
         parser.add_argument("-n", type=int, default=20)
@@ -459,41 +442,8 @@ class SpeakMagics(Magics):
         return f"Kokoro speech server at {url} (OpenAI-compatible: POST {url.rstrip('/')}/v1/audio/speech)"
 
 
-def _speak_short(
-    text: str, options: Options, on_start: Callable[[Speech], None] | None = None
-) -> Speech:
-    """speak(), with engine errors shown as one line rather than a stack trace."""
-    try:
-        return speak(text, options, on_start=on_start)
-    except Exception as exc:
-        if is_kokoro_error(exc):
-            raise shorten_traceback(exc) from None
-        raise
-
-
-def voices_by_language(voices: Sequence[str]) -> list[tuple[str, str]]:
-    """(language name, "af_heart (F), …") rows in the engine's language order."""
-    groups: dict[str, list[str]] = {}
-    for voice in voices:
-        groups.setdefault(language_label(voice), []).append(voice)
-    return [
-        (lang, ", ".join(f"{v} ({_gender(v)})" for v in names)) for lang, names in groups.items()
-    ]
-
-
-def language_label(voice: str) -> str:
-    try:
-        import kokoro_engine
-
-        code = kokoro_engine.voice_language(voice)
-        names: Mapping[str, str] = getattr(kokoro_engine, "LANGUAGE_NAMES", {})
-        return names.get(code, code)
-    except Exception:
-        return "other"
-
-
 def _gender(voice: str) -> str:
-    return {"f": "F", "m": "M"}.get(voice[1:2], "?")
+    return {"female": "F", "male": "M"}.get(voice_gender(voice) or "", "?")
 
 
 class Table:
@@ -531,19 +481,14 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
-def current_options(**changes: Any) -> Options:
-    """The defaults %config set (or the built-in ones outside IPython), with `changes`."""
-    if _active is not None:
-        return _active.options(**changes)
-    return merge(Options(), **changes)
-
-
 def load_ipython_extension(ipython: Any) -> None:
     """%load_ext kokoro_nb: register the magics and start loading the model."""
     global _active
     magics = SpeakMagics(shell=ipython)
     ipython.register_magics(magics)
     _active = magics
+    set_defaults_source(magics.options)
+    watch_cells(ipython)
     if magics.preload:
         from ._kernel_engine import preload
 
@@ -553,6 +498,8 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     global _active
     conductor.stop_all()
+    set_defaults_source(None)
+    unwatch_cells(ipython)
     if _active is not None and _active in getattr(ipython, "configurables", []):
         ipython.configurables.remove(_active)
     _active = None

@@ -16,15 +16,16 @@ from typing import Any, Protocol, Union
 
 import numpy as np
 
-SAMPLE_RATE = 24000
+from kokoro_engine import SAMPLE_RATE, pcm16
+
 # Well under the frontends' limits (Jupyter's websocket and VS Code's IPC cope with MiBs,
 # but smaller messages keep the wire responsive and the reorder buffer small).
 MAX_BUFFER_BYTES = 128 * 1024
 MAX_SAMPLES = MAX_BUFFER_BYTES // 2
 TITLE_CHARS = 200
 TEXT_CHARS = 400
-# stopped: the browser's Stop or kokoro_nb.stop(); superseded: a newer utterance; error: the
-# engine failed; closed: the widget was closed; interrupted: the kernel was interrupted.
+# stopped: the browser's Stop or kokoro_nb.stop(); superseded: a new run of the same cell or a
+# --now utterance; error: the engine failed; closed: the widget was closed; interrupted: the kernel was interrupted.
 ABORT_REASONS = ("stopped", "superseded", "error", "closed", "interrupted")
 BROWSER_STATES = (
     "idle",
@@ -36,6 +37,7 @@ BROWSER_STATES = (
     "ended",
     "stopped",
 )
+PLAYING_STATES = ("buffering", "blocked", "queued", "playing")  # audio is on its way or heard
 
 Buffer = Union[bytes, bytearray, memoryview]  # noqa: UP007 (a runtime alias on 3.10)
 
@@ -112,12 +114,6 @@ Message = Union[Start, ChunkMsg, End, Abort, Ack, Stop, State]  # noqa: UP007
 
 
 # --- encoding (kernel side) ---------------------------------------------------------------
-
-
-def pcm16(samples: np.ndarray) -> bytes:
-    """Float samples in [-1, 1] as little-endian 16-bit PCM (clipped, rounded)."""
-    clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
-    return np.round(clipped * 32767.0).astype("<i2").tobytes()
 
 
 def short(text: str, limit: int) -> str:

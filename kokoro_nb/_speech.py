@@ -3,78 +3,65 @@
 ``say()`` returns at once with a ``Speech`` handle; a worker thread pulls chunks from the
 engine and sends them to the player, so the kernel stays free to handle the browser's Stop
 (the kernel only reads comm messages when idle) and to run the next cell while audio plays.
-A new utterance stops the ones before it unless it is queued behind them.
+Speech from different cells plays in order, like a playlist; re-running a cell replaces
+that cell's own speech; ``interrupt`` (``--now``) stops everything first (see ``_Conductor``).
 """
 
 from __future__ import annotations
 
 import contextvars
+import itertools
 import os
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from ._profile_view import ProfileView
+from kokoro_engine import SAMPLE_RATE
+
+from ._errors import error_line, is_kokoro_error, one_line_errors, shorten_traceback
 from ._kernel_engine import get_engine
+from ._options import Options, current
+from ._profile_view import ProfileView
+from ._protocol import PLAYING_STATES
 from ._static_audio import StaticAudio
 
 if TYPE_CHECKING:
-    from kokoro_engine import Audio, Stream
+    from kokoro_engine import Audio, RequestMetrics, Stream
 
     from ._player import Player
     from ._protocol import StreamWriter
 
-SAMPLE_RATE = 24000
 SAVE_SUFFIXES = (".wav", ".flac", ".ogg")  # what Audio.save writes
-
-
-@dataclass(frozen=True)
-class Options:
-    """How to speak: the defaults come from ``SpeakMagics`` (``%config SpeakMagics.voice=...``)."""
-
-    voice: str = "af_heart"
-    speed: float = 1.0
-    lang: str | None = None
-    stream: bool = True  # False: synthesize the whole clip first, then play it
-    queue: bool = False  # True: play after the speech already going, instead of stopping it
-    wait: bool = False  # True: the call returns when synthesis is done
-    save: str | None = None
-    profile: bool = False
-    markdown: bool = True  # read markdown as prose (markup is not spoken)
-    static_max_s: float = 60.0  # cap of the static <audio> kept in the output; 0: none
-    static_rate: int = 0  # sample rate of that element; 0: the model's 24 kHz
-    on_done: Callable[[Speech], None] | None = field(default=None, compare=False)
-
-
-def error_line(exc: BaseException) -> str:
-    """An exception as one readable line: its type and the first line of its message."""
-    message = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
-
-
-def shorten_traceback(exc: BaseException) -> BaseException:
-    """Make IPython show `exc` as one line instead of a stack trace (type unchanged)."""
-    line = error_line(exc)
-    exc._render_traceback_ = lambda: [f"\x1b[0;31m{line}\x1b[0m"]  # type: ignore[attr-defined]
-    return exc
+Cell = tuple[str | None, int | None]  # (which cell, which run of it); None: not known
 
 
 class Speech:
     """A handle on one utterance: its state, its audio when done, and a way to stop it.
 
-    States: ``queued`` → ``running`` → ``done`` | ``stopped`` | ``failed``.
+    States: ``queued`` → ``running`` → ``done`` | ``stopped`` | ``failed``. `on_done` runs
+    (on the worker thread) when synthesis ends, whatever the state; `cell` says which cell
+    (and which run of it) spoke, so re-running that cell replaces this speech.
     """
 
-    def __init__(self, text: str, options: Options, player: Player | None = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        options: Options,
+        player: Player | None = None,
+        *,
+        on_done: Callable[[Speech], None] | None = None,
+        cell: Cell = (None, None),
+    ) -> None:
         self.text = text
         self.options = options
         self.player = player
+        self.cell = cell
+        self._on_done = on_done
         self.state = "queued"
         self.reason = ""  # why it stopped: stopped | superseded
         self.error: BaseException | None = None
@@ -86,7 +73,7 @@ class Speech:
         self.created = time.perf_counter()
         self.writer: StreamWriter | None = None
         self._stream: Stream | None = None
-        self._after: Speech | None = None
+        self._ahead: list[Speech] = []  # speech that must finish synthesizing first
         self._outputs: _Outputs | None = None
         self._stop = threading.Event()
         self._done = threading.Event()
@@ -99,6 +86,16 @@ class Speech:
         o = self.options
         self._stream = get_engine().stream(self.text, voice=o.voice, speed=o.speed, lang=o.lang)
 
+    def check(self) -> None:
+        """Raise now what ``open()`` would raise, without starting synthesis.
+
+        A queued speech opens its stream only when the speech ahead has been synthesized
+        (its first pieces would otherwise jump ahead of that speech's later ones), but a
+        mistake in it must still fail in its own cell at once.
+        """
+        o = self.options
+        get_engine()._request(self.text, o.voice, o.speed, o.lang, False, None)
+
     def start(self) -> None:
         # A copy of the caller's context: ipykernel 7 routes a thread's output by it, so what
         # the worker displays lands in the cell that spoke.
@@ -109,8 +106,11 @@ class Speech:
         self._thread.start()
 
     def stop(self, reason: str = "stopped") -> None:
-        """Stop synthesis (and the player); chunks already sent stay playable."""
-        if self._done.is_set() or self._stop.is_set():
+        """Stop synthesis and the player; a speech already synthesized falls silent."""
+        if self._done.is_set():
+            self._hush(reason)
+            return
+        if self._stop.is_set():
             return
         self.reason = reason
         self.stopped_after = self.chunks
@@ -121,7 +121,25 @@ class Speech:
 
     @property
     def done(self) -> bool:
+        """Synthesis has ended (its audio may still be playing in the browser)."""
         return self._done.is_set()
+
+    @property
+    def audible(self) -> bool:
+        """Still synthesizing, or its player says it is playing (or about to)."""
+        if not self._done.is_set():
+            return True
+        player, writer = self.player, self.writer
+        if player is None or writer is None or player.closed or player.stream != writer.stream:
+            return False  # a newer stream on the same player already replaced it
+        state = player.states.get(writer.stream)
+        return state is not None and state.state in PLAYING_STATES
+
+    def _hush(self, reason: str) -> None:
+        # Its stream has ended, so no abort may follow; a new, empty stream on the same
+        # player replaces it (the browser halts the old audio) and is aborted at once.
+        if self.audible and self.player is not None:
+            self.player.open_stream().abort(reason)
 
     def _abandon(self, reason: str, close_player: bool = False) -> None:
         """Stop a speech whose setup or wait was cut short (its worker may not exist yet).
@@ -180,17 +198,18 @@ class Speech:
 
     def _notify(self) -> None:
         # Before `done` is set, so whoever waits on the speech sees what the callback did.
-        if self.options.on_done is not None:
+        if self._on_done is not None:
             try:
-                self.options.on_done(self)
+                self._on_done(self)
             except Exception:
                 self.traceback += traceback.format_exc()
 
     def _wait_turn(self) -> None:
-        after = self._after
-        while after is not None and not after._done.wait(0.05):
-            if self._stop.is_set():
-                return
+        for ahead in self._ahead:
+            while not ahead._done.wait(0.05):
+                if self._stop.is_set():
+                    return
+        self._ahead = []  # let them go
 
     def _pump(self, parts: list[np.ndarray]) -> None:
         assert self._stream is not None
@@ -199,7 +218,8 @@ class Speech:
                 on_stop=self.stop, on_close=lambda: self.stop("closed")
             )
             o = self.options
-            self.writer.start(self.text, o.voice, o.speed, queue=o.queue, chars=len(self.text))
+            queue = not o.interrupt  # the browser plays it after the players before it
+            self.writer.start(self.text, o.voice, o.speed, queue=queue, chars=len(self.text))
         held: list[tuple[np.ndarray, str, int]] = []
         for chunk in self._stream:
             parts.append(chunk.samples)
@@ -219,7 +239,8 @@ class Speech:
         from kokoro_engine import Audio
 
         samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        return Audio(samples, SAMPLE_RATE, self.metrics, self.text)
+        # The engine's record of the request (a typed dict there; a plain copy here).
+        return Audio(samples, SAMPLE_RATE, cast("RequestMetrics", self.metrics), self.text)
 
     def _finish(self, parts: list[np.ndarray]) -> None:
         if self.writer is not None:
@@ -349,31 +370,52 @@ class _Outputs:
 
 
 class _Conductor:
-    """Live utterances in order: a new one stops them all, or (queued) waits for the last."""
+    """The kernel's speech in order, like a playlist.
+
+    - Speech from another cell (or another run of code) queues: it is synthesized once the
+      speech ahead of it has been, and the browser plays it when the audio ahead ends.
+    - Speech from a new run of the same cell replaces that cell's earlier speech.
+    - Speech with ``interrupt`` (``%%speak --now``) stops all speech first.
+    - ``stop_all()`` stops everything: what is synthesizing, what waits, what still plays.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._live: list[Speech] = []
+        self._line: list[Speech] = []  # admitted, in order; kept while they may be heard
 
-    def admit(self, speech: Speech) -> None:
+    def ahead(self, speech: Speech) -> list[Speech]:
+        """The speech `speech` would wait for: still synthesizing, and not about to stop."""
+        if speech.options.interrupt:
+            return []
         with self._lock:
-            self._live = [s for s in self._live if not s.done]
-            if speech.options.queue:
-                speech._after = self._live[-1] if self._live else None
-            else:
-                for other in self._live:
-                    other.stop("superseded")
-            self._live.append(speech)
+            return [
+                s
+                for s in self._line
+                if not s.done and not s._stop.is_set() and not _replaces(speech, s)
+            ]
+
+    def admit(self, speech: Speech, ahead: list[Speech]) -> None:
+        """Stop what `speech` replaces and put it in line behind `ahead`."""
+        with self._lock:
+            self._line = [s for s in self._line if s.audible]
+            stopped = [s for s in self._line if speech.options.interrupt or _replaces(speech, s)]
+            speech._ahead = ahead
+            self._line.append(speech)
+        for other in stopped:
+            other.stop("superseded")
 
     def live(self) -> list[Speech]:
+        """Speech still being synthesized or waiting for its turn."""
         with self._lock:
-            return [s for s in self._live if not s.done]
+            return [s for s in self._line if not s.done]
 
     def stop_all(self) -> int:
-        live = self.live()
-        for speech in live:
+        """Stop all speech, queued and playing; returns how many were stopped."""
+        with self._lock:
+            line = [s for s in self._line if s.audible]
+        for speech in reversed(line):  # the last first: none of them starts when one ends
             speech.stop()
-        return len(live)
+        return len(line)
 
     def wait_all(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -384,15 +426,57 @@ class _Conductor:
         return True
 
 
+def _replaces(new: Speech, old: Speech) -> bool:
+    """`new` comes from a later run of the cell `old` came from."""
+    return new.cell[0] is not None and new.cell[0] == old.cell[0] and new.cell[1] != old.cell[1]
+
+
 conductor = _Conductor()
 
+# --- which cell is running: the front end's cell id (JupyterLab, VS Code send one) -----------
 
-def _in_ipython() -> bool:
+_runs = itertools.count(1)
+_cell: Cell = (None, None)
+_watched: set[int] = set()
+
+
+def watch_cells(shell: Any) -> None:
+    """Note each cell `shell` runs, so speech knows its cell (idempotent).
+
+    Without a cell id from the front end, every run counts as a cell of its own: then
+    nothing is replaced, only queued.
+    """
+    if id(shell) in _watched:
+        return
+    _watched.add(id(shell))
+    shell.events.register("pre_run_cell", _cell_starts)
+
+
+def unwatch_cells(shell: Any) -> None:
+    if id(shell) in _watched:
+        _watched.discard(id(shell))
+        shell.events.unregister("pre_run_cell", _cell_starts)
+
+
+def _cell_starts(info: Any) -> None:
+    global _cell
+    run = next(_runs)
+    cell_id = getattr(info, "cell_id", None)
+    _cell = (str(cell_id) if cell_id else f"run {run}", run)
+
+
+def current_cell() -> Cell:
+    """(cell, run) of the cell running now; (None, None) outside IPython."""
+    return _cell
+
+
+def _shell() -> Any:
+    """The running IPython shell, or None (plain Python)."""
     try:
-        from IPython.core.interactiveshell import InteractiveShell
+        from IPython import get_ipython
     except ImportError:
-        return False
-    return InteractiveShell.initialized()
+        return None
+    return get_ipython()
 
 
 def speak(
@@ -401,32 +485,42 @@ def speak(
     player: Player | None = None,
     display: bool = True,
     on_start: Callable[[Speech], None] | None = None,
+    on_done: Callable[[Speech], None] | None = None,
 ) -> Speech:
     """Start speaking `text` (the engine of ``say`` and ``%%speak``); returns the handle at once.
 
     Bad input (unknown voice, speed out of range, empty text) raises here, before anything
-    is displayed, unless the utterance is queued (then it fails in its output when its turn
-    comes). With ``wait`` or ``stream=False`` this returns once synthesis is done; a
-    KeyboardInterrupt while it waits stops the speech and re-raises (shown as one line).
-    `on_start` gets the handle before that wait (``-o VAR`` binds it there, so an
-    interrupted cell still leaves its handle).
+    is displayed and before any other speech is stopped. The speech queues behind the
+    speech already going (see ``_Conductor``); its engine stream starts at once when the
+    engine is free, else as soon as the speech ahead has been synthesized, which is well
+    before that one's audio ends, so the two play without a gap. With ``wait`` or
+    ``stream=False`` this returns once synthesis is done; a KeyboardInterrupt while it waits
+    stops the speech and re-raises (shown as one line). `on_start` gets the handle before
+    that wait (``-o VAR`` binds it there, so an interrupted cell still leaves its handle);
+    `on_done` gets it when synthesis ends.
     """
     _check_save(options.save)
     if options.markdown:
         from kokoro_engine import strip_markdown
 
         text = strip_markdown(text)
-    display = display and _in_ipython()
+    shell = _shell()
+    if shell is not None:
+        watch_cells(shell)
+    display = display and shell is not None
     made_player = player is None and display
     if made_player:
         from ._player import Player
 
         player = Player()
-    speech = Speech(text, options, player)
+    speech = Speech(text, options, player, on_done=on_done, cell=current_cell())
     try:
-        if not options.queue:
-            speech.open()
-        conductor.admit(speech)  # only once the input proved good: bad input stops nothing
+        ahead = conductor.ahead(speech)
+        if ahead:
+            speech.check()
+        else:
+            speech.open()  # the engine is free: start synthesizing now
+        conductor.admit(speech, ahead)  # only once the input proved good: bad input stops nothing
         if display:
             speech.show()
         speech.start()
@@ -468,67 +562,44 @@ def _check_save(path: str | None) -> None:
         raise InputError(f"cannot save to {path!r}: the folder {str(folder)!r} is not writable")
 
 
-def merge(options: Options, **changes: Any) -> Options:
-    """`options` with the given fields replaced (None leaves a field as it is)."""
-    return replace(options, **{k: v for k, v in changes.items() if v is not None})
-
-
 def say(
     text: str,
     voice: str | None = None,
     speed: float | None = None,
     lang: str | None = None,
     *,
-    stream: bool | None = None,
-    queue: bool | None = None,
-    wait: bool | None = None,
-    save: str | None = None,
-    profile: bool | None = None,
-    markdown: bool | None = None,
     player: Player | None = None,
     display: bool = True,
+    queue: bool | None = None,
+    **options: Any,
 ) -> Speech:
     """Speak `text` in the notebook, like ``%%speak``; returns a ``Speech`` handle at once.
 
-    Unset arguments take the ``SpeakMagics`` defaults. ``handle.wait()`` blocks until the
-    clip is synthesized and returns it; ``handle.stop()`` stops it. A new ``say`` stops
-    the speech before it unless ``queue=True``. Engine errors (unknown voice, bad speed)
-    raise at once and show as one line.
+    Keywords are the speech options (``stream``, ``interrupt``, ``wait``, ``save``,
+    ``profile``, ``markdown``, ...: ``kokoro_nb._options.options_table()`` lists them);
+    unset ones take the ``SpeakMagics`` defaults. Calls queue: several ``say`` calls in
+    one cell play one after another, after the speech already going. ``interrupt=True``
+    stops all speech first. ``handle.wait()`` blocks until the clip is synthesized and
+    returns it; ``handle.stop()`` stops it. Engine errors (unknown voice, bad speed) raise
+    at once and show as one line. ``queue`` is the old name: ``queue=False`` is
+    ``interrupt=True``.
     """
-    from ._magics import current_options
-
-    options = current_options(
-        voice=voice,
-        speed=speed,
-        lang=lang,
-        stream=stream,
-        queue=queue,
-        wait=wait,
-        save=save,
-        profile=profile,
-        markdown=markdown,
-    )
-    try:
-        return speak(text, options, player=player, display=display)
-    except Exception as exc:
-        if is_kokoro_error(exc):
-            raise shorten_traceback(exc) from None
-        raise
+    if queue is not None:
+        options.setdefault("interrupt", not queue)
+    settings = current(voice=voice, speed=speed, lang=lang, **options)
+    with one_line_errors():
+        return speak(text, settings, player=player, display=display)
 
 
 def stop() -> int:
-    """Stop all speech; returns how many utterances were stopped."""
+    """Stop all speech: what is being synthesized, what waits in line, and what still plays.
+
+    (A player's own Stop button stops only that player's speech; the next in line then
+    plays.) Returns how many utterances were stopped.
+    """
     return conductor.stop_all()
 
 
 def wait(timeout: float | None = None) -> bool:
     """Wait until all speech is synthesized (e.g. before a headless run ends)."""
     return conductor.wait_all(timeout)
-
-
-def is_kokoro_error(exc: BaseException) -> bool:
-    try:
-        from kokoro_engine import KokoroError
-    except ImportError:
-        return False
-    return isinstance(exc, KokoroError)

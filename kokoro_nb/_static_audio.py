@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._protocol import pcm16
+from kokoro_engine import SAMPLE_RATE, pcm16
 
-SAMPLE_RATE = 24000
 DEFAULT_MAX_S = 60.0
 
 

@@ -6,6 +6,7 @@ the default no-kernel one (the protocol tests cover what it would send).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import socket
 import warnings
@@ -22,9 +23,10 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import kokoro_nb
-from kokoro_nb._magics import SpeakMagics, fill, split_options
-from kokoro_nb._profile_view import ProfileView, timeline
 from kokoro_nb._kernel_engine import set_engine
+from kokoro_nb._magics import SPEAK_USAGE, SpeakMagics, fill, split_options
+from kokoro_nb._options import Options, options_table
+from kokoro_nb._profile_view import ProfileView, timeline
 from kokoro_nb._speech import Speech, conductor
 
 HELLO = "Hello from the test suite."
@@ -191,24 +193,107 @@ def test_profile_is_shown_with_the_clip(
     assert speech.profile().detail is speech.metrics or speech.profile().detail == speech.metrics
 
 
-def test_queue_waits_for_the_speech_before_it(ip: InteractiveShell) -> None:
+def longer(tag: str) -> str:
+    """A text that takes a while, new to the engine's audio cache (so it is really synthesized)."""
+    return (
+        f"The {tag} cell speaks for a while. It goes on and on, sentence after sentence, "
+        "so that the next cell runs long before this one is done."
+    )
+
+
+def run_in(ip: InteractiveShell, source: str, cell_id: str) -> None:
+    """Run `source` as the front end's cell `cell_id` (JupyterLab and VS Code send one)."""
+    result = ip.run_cell(source, cell_id=cell_id)
+    if result.error_before_exec or result.error_in_exec:
+        raise result.error_before_exec or result.error_in_exec
+
+
+def in_order(first: Speech, second: Speech) -> bool:
+    """`second`'s audio was sent to its player only after all of `first`'s."""
+    assert first.writer is not None and second.writer is not None
+    return first.writer.sent_at[-1] <= second.writer.sent_at[0]
+
+
+def test_speech_from_two_cells_plays_whole_and_in_order(ip: InteractiveShell) -> None:
+    # Run All: the second cell runs while the first still speaks. It used to stop the first.
+    run_in(ip, f"%%speak -o a\n{longer('ordered')}", "cell-1")
+    run_in(ip, f"%%speak -o b\n{HELLO}", "cell-2")
+    a, b = ip.user_ns["a"], ip.user_ns["b"]
+    assert b.state == "queued" and not a.done  # b waits its turn; nothing was stopped
+    b.wait(300)
+    for speech in (a, b):
+        assert speech.state == "done" and speech.metrics["complete"] is True
+    assert in_order(a, b)
+    assert b.writer is not None and a.writer is not None
+    # The browser is told to play b after the players before it, not to silence them.
+    assert b.writer.stream == b.player.stream
+
+
+def test_queue_flag_is_still_accepted(ip: InteractiveShell) -> None:
     run(ip, "%%speak -o a\nThe first one speaks for a while, and nobody interrupts it.")
     run(ip, f"%%speak --queue -o b\n{HELLO}")
     a, b = ip.user_ns["a"], ip.user_ns["b"]
     b.wait(300)
-    assert a.state == "done" and b.state == "done"
-    assert b.options.queue
+    assert a.state == "done" and b.state == "done" and in_order(a, b)
+    assert not b.options.interrupt
 
 
-def test_a_new_cell_stops_the_one_before(ip: InteractiveShell) -> None:
-    run(
-        ip,
-        "%%speak -o a\nThis long paragraph will not be finished. It goes on and on, sentence after sentence.",
+def test_rerunning_a_cell_replaces_its_own_speech_only(ip: InteractiveShell) -> None:
+    run_in(ip, f"%%speak -o other\n{HELLO}", "cell-other")
+    run_in(ip, f"%%speak -o a\n{longer('replaced')}", "cell-1")
+    first = ip.user_ns["a"]
+    run_in(ip, f"%%speak -o a\n{HELLO}", "cell-1")  # the same cell, run again
+    second, other = ip.user_ns["a"], ip.user_ns["other"]
+    second.wait(300)
+    first.wait(300)
+    assert first.state == "stopped" and first.reason == "superseded"
+    assert second.state == "done" and other.state == "done"  # the other cell was not touched
+
+
+def test_several_says_in_one_cell_play_in_order(ip: InteractiveShell) -> None:
+    code = (
+        "one = kokoro_nb.say('The first sentence of this cell.')\n"
+        "two = kokoro_nb.say('And the second one, after it.')"
     )
-    b = spoken(ip, f"%%speak -o b\n{HELLO}", "b")
-    a = ip.user_ns["a"]
+    ip.user_ns["kokoro_nb"] = kokoro_nb
+    run_in(ip, code, "cell-says")
+    one, two = ip.user_ns["one"], ip.user_ns["two"]
+    two.wait(300)
+    one.wait(300)
+    assert one.state == "done" and two.state == "done"
+    assert in_order(one, two)  # neither cut the other off
+
+
+def test_now_interrupts_all_speech(ip: InteractiveShell) -> None:
+    run_in(ip, f"%%speak -o a\n{longer('interrupted')}", "cell-1")
+    run_in(ip, f"%%speak --now -o b\n{HELLO}", "cell-2")
+    a, b = ip.user_ns["a"], ip.user_ns["b"]
+    b.wait(300)
     a.wait(300)
     assert a.state == "stopped" and a.reason == "superseded" and b.state == "done"
+
+
+def test_the_interrupt_setting_makes_every_cell_interrupt(ip: InteractiveShell) -> None:
+    run(ip, "%config SpeakMagics.interrupt = True")
+    try:
+        run_in(ip, f"%%speak -o a\n{longer('configured')}", "cell-1")
+        run_in(ip, f"%%speak -o b\n{HELLO}", "cell-2")
+        a, b = ip.user_ns["a"], ip.user_ns["b"]
+        b.wait(300)
+        a.wait(300)
+        assert a.state == "stopped" and b.state == "done" and b.options.interrupt
+    finally:
+        run(ip, "%config SpeakMagics.interrupt = False")
+
+
+def test_stop_stops_everything_queued_too(ip: InteractiveShell) -> None:
+    for name in ("a", "b", "c"):
+        run_in(ip, f"%%speak -o {name}\n{longer('stopped ' + name)}", f"cell-{name}")
+    a, b, c = (ip.user_ns[n] for n in "abc")
+    assert kokoro_nb.stop() == 3
+    assert kokoro_nb.wait(300)
+    assert [s.state for s in (a, b, c)] == ["stopped"] * 3
+    assert b.chunks == 0 and c.chunks == 0  # the queued ones never started
 
 
 def test_say_from_code(ip: InteractiveShell) -> None:
@@ -293,9 +378,27 @@ def test_split_options() -> None:
         split_options("--voice")
 
 
+def test_every_option_is_a_setting_a_flag_and_a_say_keyword(ip: InteractiveShell) -> None:
+    table = options_table()
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    traits = SpeakMagics.class_traits(config=True)
+    for option in dataclasses.fields(Options):
+        assert f"`{option.name}`" in table
+        if option.metadata["config"]:
+            assert traits[option.name].default_value == option.default
+        flags = option.metadata["flags"]
+        for flag in flags:
+            assert flag in SPEAK_USAGE and f"`{flag}" in table
+        if flags:  # README's %%speak table names each flag by its first spelling
+            assert f"| `{flags[0]}" in readme, f"README's option table lacks {flags[0]}"
+    with pytest.raises(TypeError, match="unknown speech option"):
+        kokoro_nb.say(HELLO, sped=1.2, display=False)
+
+
 def test_speak_magics_traits_are_configurable() -> None:
     names = set(SpeakMagics.class_traits(config=True))
     assert {"voice", "speed", "lang", "static_max_s", "static_rate", "wait", "preload"} <= names
+    assert "interrupt" in names
 
 
 # --- the profile view ----------------------------------------------------------------------

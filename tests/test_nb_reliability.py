@@ -28,7 +28,10 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import kokoro_engine
 import kokoro_nb
+from kokoro_engine import pcm16
 from kokoro_nb._controls import Controls, runs_table
+from kokoro_nb._kernel_engine import set_engine
+from kokoro_nb._options import Options
 from kokoro_nb._player import Player
 from kokoro_nb._protocol import (
     ABORT_REASONS,
@@ -46,11 +49,9 @@ from kokoro_nb._protocol import (
     Stop,
     decode,
     encode,
-    pcm16,
     short,
 )
-from kokoro_nb._kernel_engine import set_engine
-from kokoro_nb._speech import Options, Speech, conductor, say, wait
+from kokoro_nb._speech import Speech, _Outputs, conductor, say, wait
 from kokoro_nb._static_audio import StaticAudio
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -462,16 +463,17 @@ def words(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.lower())
 
 
-def test_a_second_cell_supersedes_the_first_and_loses_nothing_of_its_own(
+def test_a_now_cell_supersedes_the_first_and_loses_nothing_of_its_own(
     ip: InteractiveShell, comms: list[RecordingComm], engine: Any
 ) -> None:
+    # Cells queue by default now; --now is what stops the speech already going.
     first_text = LONG.replace("Harbor", "Superseded")
     second_text = "The second cell speaks every word; none may be dropped or repeated."
     run(ip, f"%%speak -o a\n{first_text}")
     a = speech_of(ip, "a")
     first = channel(a.player)
     wait_for_chunk(first)
-    run(ip, f"%%speak -o b\n{second_text}")
+    run(ip, f"%%speak --now -o b\n{second_text}")
     b = speech_of(ip, "b")
     audio = b.wait(300)
     a.wait(300)
@@ -584,15 +586,25 @@ def test_bad_input_does_not_stop_the_speech_already_playing(
     assert a.state == "done"
 
 
-def test_a_queued_mistake_shows_one_escaped_line_in_its_output(
+def test_a_queued_mistake_fails_in_its_own_cell_at_once(
+    ip: InteractiveShell, comms: list[RecordingComm]
+) -> None:
+    # Queuing is the default now, so a queued cell is checked when it runs, not when its
+    # turn comes (minutes later, after a long speech): it fails as one line, at once.
+    run(ip, f"%%speak -o a\n{LONG.replace('Harbor', 'Ahead')}")
+    result = ip.run_cell('%%speak -o s -v "<img src=x onerror=alert(1)>"\nHello.')
+    assert isinstance(result.error_in_exec, kokoro_engine.VoiceError)
+    assert len(result.error_in_exec._render_traceback_()) == 1  # type: ignore[attr-defined]
+    a = speech_of(ip, "a")
+    assert a.state in ("queued", "running", "done") and not a.reason  # it goes on
+    a.stop()
+
+
+def test_an_error_in_the_output_is_one_escaped_line(
     ip: InteractiveShell, outputs: list[dict[str, Any]]
 ) -> None:
-    # A queued utterance is checked when its turn comes: the error goes to its output.
-    run(ip, '%%speak --queue -o s -v "<img src=x onerror=alert(1)>"\nHello.')
-    s = speech_of(ip, "s")
-    with pytest.raises(kokoro_engine.VoiceError):
-        s.wait(300)
-    assert s.state == "failed"
+    # What a speech that fails mid-stream shows in its cell's output slot.
+    _Outputs(None).error("VoiceError: unknown voice '<img src=x onerror=alert(1)>'")
     final = outputs[-1]["data"]
     assert len(final["text/plain"].splitlines()) == 1
     assert final["text/plain"].startswith("VoiceError: ")

@@ -29,6 +29,9 @@ from comm.base_comm import BaseComm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kokoro_engine import pcm16
+from kokoro_nb._kernel_engine import set_engine
+from kokoro_nb._options import Options
 from kokoro_nb._player import Player
 from kokoro_nb._profile_view import PREROLL_S
 from kokoro_nb._protocol import (
@@ -45,10 +48,8 @@ from kokoro_nb._protocol import (
     Stop,
     StreamWriter,
     decode,
-    pcm16,
 )
-from kokoro_nb._kernel_engine import set_engine
-from kokoro_nb._speech import Options, speak
+from kokoro_nb._speech import speak
 from kokoro_nb._static_audio import StaticAudio, resample, wav_bytes
 
 PARAGRAPH = (
@@ -441,7 +442,7 @@ def test_browser_stop_closes_the_engine_stream(engine_ready: Any) -> None:
     assert final.count == sum(isinstance(m, ChunkMsg) for m in messages)
 
 
-def test_a_new_utterance_supersedes_and_a_queued_one_waits(engine_ready: Any) -> None:
+def test_an_interrupting_utterance_supersedes_and_the_next_one_waits(engine_ready: Any) -> None:
     first_t, second_t, third_t = RecordingTransport(), RecordingTransport(), RecordingTransport()
     first = speak(
         PARAGRAPH.replace("first", "initial"),
@@ -449,15 +450,18 @@ def test_a_new_utterance_supersedes_and_a_queued_one_waits(engine_ready: Any) ->
         player=Player(transport=first_t),
         display=False,
     )
-    second = speak("Second.", Options(), player=Player(transport=second_t), display=False)
-    third = speak("Third.", Options(queue=True), player=Player(transport=third_t), display=False)
+    second = speak(
+        "Second.", Options(interrupt=True), player=Player(transport=second_t), display=False
+    )
+    third = speak("Third.", Options(), player=Player(transport=third_t), display=False)
     third.wait(300)
     assert first.state == "stopped" and first.reason == "superseded"
     assert isinstance(first_t.decoded()[-1], Abort)
     assert second.state == third.state == "done"
     assert second_t.sent[-1].at <= third_t.sent[0].at  # the queued one waited for its turn
-    start = third_t.decoded()[0]
-    assert isinstance(start, Start) and start.queue
+    interrupting, queued = second_t.decoded()[0], third_t.decoded()[0]
+    assert isinstance(interrupting, Start) and not interrupting.queue  # the page falls silent
+    assert isinstance(queued, Start) and queued.queue  # plays after the players before it
 
 
 # --- the static clip kept in the output ------------------------------------------------------
