@@ -101,15 +101,19 @@ def test_a_small_real_run_scores_every_path() -> None:
         }
         report = quality_report(paths, sentences, worst=2, recheck=2)
     assert report["recognizer"]["repeat_identical"] == report["recognizer"]["repeats"] == 2
-    assert set(report["paths"]) == {"split int8", "streamed"}
+    control = "split int8 +5 ms (control)"
+    assert list(report["paths"]) == ["split int8", control, "streamed"]
     words_in = sum(len(words(s)) for s in sentences)
     for path in report["paths"].values():
         assert path["words"] == words_in
         assert path["wer"] < 0.5, path["worst"]  # a broken path or recognizer scores near 1
-        assert path["audio_s"] > 4 and path["synth_rtf"] > 0
+        assert path["audio_s"] > 4
         low, high = path["wer_ci95"]
         assert low <= path["wer"] <= high
-    assert report["paths"]["split int8"]["vs_first"]["delta"] == 0.0
+    first, late = report["paths"]["split int8"], report["paths"][control]
+    assert first["vs_first"]["delta"] == 0.0 and first["synth_rtf"] > 0
+    assert late["synth_rtf"] is None  # the control re-uses audio: nothing was synthesized
+    assert late["audio_s"] == pytest.approx(first["audio_s"] + 4 * 0.005, abs=0.011)  # rounded
     table = render(report)
     assert "split int8" in table and "worst of streamed" in table
 

@@ -135,24 +135,25 @@ def quality_report(
     recognizer: Recognizer | None = None,
     worst: int = 5,
     recheck: int = 10,
+    control: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Speak `sentences` through every path, transcribe, and score; the first path is the baseline.
 
     A plain callable is a path fed one sentence a call. Each path's `group` must divide the
     largest group, so blocks of that many sentences line every path up for paired comparison.
+    `control` adds a row: the first path's own audio, 5 ms later. Nothing a listener hears
+    changed, so its difference from the first path is the recognizer's own jitter.
     """
     sentences = list(sentences if sentences is not None else harvard_sentences())
-    if not sentences or not paths:
-        raise KokoroError("the quality bench needs at least one sentence and one path")
-    resolved = {
-        name: p if isinstance(p, SpeechPath) else SpeechPath(p) for name, p in paths.items()
-    }
-    block = max(p.group for p in resolved.values())
-    if any(p.group < 1 or block % p.group for p in resolved.values()):
-        raise KokoroError(f"every path's group must divide {block}: {_groups(resolved)}")
+    resolved, block = _resolve(paths, sentences)
     recognizer = recognizer or Recognizer()
-    units: dict[str, list[dict[str, Any]]] = {name: [] for name in resolved}
+    first_name = next(iter(resolved))
+    shifted = f"{first_name} +5 ms (control)"
+    groups = {first_name: resolved[first_name].group}
+    groups |= {shifted: groups[first_name]} if control else {}
+    groups |= {name: p.group for name, p in resolved.items()}
+    units: dict[str, list[dict[str, Any]]] = {name: [] for name in groups}
     kept: list[tuple[FloatArray, str]] = []
     for start in range(0, len(sentences), block):
         if progress:
@@ -161,11 +162,20 @@ def quality_report(
             )
         for name, path in resolved.items():
             for first in range(start, min(start + block, len(sentences)), path.group):
-                unit, samples = _unit(path, recognizer, sentences, first)
+                text = " ".join(sentences[first : first + path.group])
+                begin = time.perf_counter()
+                samples = np.asarray(path.speak(text), dtype=np.float32)
+                synth_s = time.perf_counter() - begin
+                unit = _score(recognizer, text, samples, first, synth_s)
                 units[name].append(unit)
-                if name == next(iter(resolved)) and len(kept) < recheck:
+                if name != first_name:
+                    continue
+                if len(kept) < recheck:
                     kept.append((samples, unit["hypothesis"]))
-    baseline = next(iter(units.values()))
+                if control:
+                    late = np.concatenate([np.zeros(SAMPLE_RATE // 200, np.float32), samples])
+                    units[shifted].append(_score(recognizer, text, late, first, None))
+    baseline = units[first_name]
     rng = np.random.default_rng(0)
     return {
         "sentences": len(sentences),
@@ -175,26 +185,35 @@ def quality_report(
             "repeats": len(kept),
         },
         "paths": {
-            name: _summary(rows, baseline, block, rng, worst) | {"group": resolved[name].group}
+            name: _summary(rows, baseline, block, rng, worst) | {"group": groups[name]}
             for name, rows in units.items()
         },
     }
 
 
-def _groups(paths: Mapping[str, SpeechPath]) -> str:
-    return ", ".join(f"{name}={p.group}" for name, p in paths.items())
+def _resolve(
+    paths: Mapping[str, SpeechPath | Speak], sentences: Sequence[str]
+) -> tuple[dict[str, SpeechPath], int]:
+    """Every path as a SpeechPath, and the block of sentences that lines all of them up."""
+    if not sentences or not paths:
+        raise KokoroError("the quality bench needs at least one sentence and one path")
+    resolved = {
+        name: p if isinstance(p, SpeechPath) else SpeechPath(p) for name, p in paths.items()
+    }
+    block = max(p.group for p in resolved.values())
+    if any(p.group < 1 or block % p.group for p in resolved.values()):
+        groups = ", ".join(f"{name}={p.group}" for name, p in resolved.items())
+        raise KokoroError(f"every path's group must divide {block}: {groups}")
+    return resolved, block
 
 
-def _unit(
-    path: SpeechPath, recognizer: Recognizer, sentences: Sequence[str], first: int
-) -> tuple[dict[str, Any], FloatArray]:
-    text = " ".join(sentences[first : first + path.group])
-    begin = time.perf_counter()
-    samples = np.asarray(path.speak(text), dtype=np.float32)
-    synth_s = time.perf_counter() - begin
+def _score(
+    recognizer: Recognizer, text: str, samples: FloatArray, first: int, synth_s: float | None
+) -> dict[str, Any]:
+    """One unit's transcript and errors; `synth_s` is None where no synthesis was timed."""
     hypothesis = recognizer.transcribe(samples)
     ref = words(text)
-    unit = {
+    return {
         "first": first,
         "reference": text,
         "hypothesis": hypothesis,
@@ -203,7 +222,6 @@ def _unit(
         "audio_s": len(samples) / SAMPLE_RATE,
         "synth_s": synth_s,
     }
-    return unit, samples
 
 
 def _summary(
@@ -227,7 +245,7 @@ def _summary(
         "words": int(counts.sum()),
         "errors": int(errors.sum()),
         "audio_s": round(audio_s, 2),
-        "synth_rtf": round(sum(r["synth_s"] for r in rows) / audio_s, 4) if audio_s else None,
+        "synth_rtf": _rtf(rows, audio_s),
         "worst": [
             {
                 "wer": round(r["errors"] / r["words"], 3),
@@ -238,6 +256,11 @@ def _summary(
             if r["errors"]
         ],
     }
+
+
+def _rtf(rows: list[dict[str, Any]], audio_s: float) -> float | None:
+    timed = [r["synth_s"] for r in rows if r["synth_s"] is not None]
+    return round(sum(timed) / audio_s, 4) if timed and audio_s else None
 
 
 def _paired(
@@ -389,10 +412,11 @@ def render(report: dict[str, Any]) -> str:
         vs_ci = "" if name == first else f"[{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]"
         lines.append(
             f"{name:<14}{p['wer']:>7.3f}{f'[{low:.3f}, {high:.3f}]':>17}{delta:>15}{vs_ci:>19}"
-            f"{p['words']:>7}{p['audio_s']:>8.1f}s{p['synth_rtf']:>7.3f}"
+            f"{p['words']:>7}{p['audio_s']:>8.1f}s{_or_dash(p['synth_rtf']):>7}"
         )
     lines.append(
-        f"(* the paired 95% interval excludes 0; streamed is scored per {PARAGRAPH}-sentence paragraph)"
+        "(* the paired 95% interval excludes 0; the control is the first path's audio 5 ms later,"
+        f" its delta the recognizer's jitter; streamed is scored per {PARAGRAPH}-sentence paragraph)"
     )
     for name, p in paths.items():
         lines += ["", f"worst of {name}:"]
@@ -401,3 +425,7 @@ def render(report: dict[str, Any]) -> str:
             for w in p["worst"]
         ] or ["  (no errors)"]
     return "\n".join(lines)
+
+
+def _or_dash(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
