@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 
 from kokoro_engine import Engine, KokoroError
 from kokoro_engine._quality import (
+    Recognizer,
+    RecognizerMissingError,
     Speak,
     SpeechPath,
     edit_distance,
@@ -126,3 +129,11 @@ def test_a_path_that_speaks_noise_scores_badly() -> None:
 
     report = quality_report({"noise": noise}, harvard_sentences()[:2], recheck=0)
     assert report["paths"]["noise"]["wer"] > 0.8
+
+
+def test_without_pocketsphinx_the_error_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "pocketsphinx", None)  # how Python marks a module absent
+    with pytest.raises(RecognizerMissingError, match="pip install 'pocketsphinx"):
+        Recognizer()
