@@ -13,7 +13,6 @@ import contextlib
 import functools
 import hashlib
 import importlib.util
-import json
 import os
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ from filelock import FileLock, Timeout
 
 from . import _manifest as manifest
 from ._errors import AssetError, VoiceError
+from ._files import read_stamp, replacing, write_stamp
 from ._manifest import FileSpec
 
 REPAIR_HINT = "run `kokoro-nb fetch --force` to fetch it again"
@@ -76,7 +76,7 @@ def _stat_key(path: Path) -> list[int]:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def check(path: Path, spec: FileSpec) -> None:
+def check(path: Path, spec: FileSpec, *, stamp: bool = True) -> None:
     """Raise AssetError unless `path` has the size and sha256 of `spec`.
 
     Hashing 92 MB costs a few hundred milliseconds, so a verified file gets a stamp
@@ -90,17 +90,14 @@ def check(path: Path, spec: FileSpec) -> None:
             f"{path} has {size:,} bytes, expected {spec.size:,} (truncated or wrong file); "
             f"{REPAIR_HINT}."
         )
-    stamp = _stamp(path)
-    try:
-        if json.loads(stamp.read_text()) == [*_stat_key(path), spec.sha256]:
-            return
-    except (OSError, ValueError):
-        pass
+    key = [*_stat_key(path), spec.sha256]
+    if stamp and read_stamp(_stamp(path)) == key:
+        return
     if file_sha256(path) != spec.sha256:
         raise AssetError(f"{path} is corrupted (sha256 mismatch); {REPAIR_HINT}.")
-    # A read-only cache still works; it just hashes again next time.
-    with contextlib.suppress(OSError):
-        stamp.write_text(json.dumps([*_stat_key(path), spec.sha256]))
+    if stamp:  # a read-only cache still works; it just hashes again next time
+        with contextlib.suppress(OSError):
+            write_stamp(_stamp(path), key)
 
 
 @contextmanager
@@ -125,22 +122,16 @@ def _locked(target: Path) -> Iterator[None]:
 
 def _install(spec: FileSpec, target: Path, write: Callable[[Path], None]) -> None:
     """Write via `write` into a temp file beside `target`, verify it, then rename into place."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        write(tmp)
-        check(tmp, spec)
-        os.replace(tmp, target)
-        _stamp(tmp).replace(_stamp(target))
+        with replacing(target) as tmp:
+            write(tmp)
+            check(tmp, spec, stamp=False)
+        write_stamp(_stamp(target), [*_stat_key(target), spec.sha256])
     except OSError as exc:
         raise AssetError(
             f"could not write {target}: {exc.strerror or exc}; free some space there or set "
             "KOKORO_NB_CACHE to another folder, then run `kokoro-nb fetch`"
         ) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-        _stamp(tmp).unlink(missing_ok=True)
 
 
 # --- sources -------------------------------------------------------------------------------

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import atexit
+import functools
+import inspect
 import math
 import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import numpy as np
 
@@ -29,6 +32,7 @@ from ._voices import VoiceBank, parse_voice
 from ._warmup import BackgroundLanes, prime_text_front_end, warm
 
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
+_P = ParamSpec("_P")
 
 
 def default_variant(provider: str) -> str:
@@ -36,6 +40,24 @@ def default_variant(provider: str) -> str:
     if provider == CPU:
         return os.environ.get("KOKORO_NB_CPU_VARIANT", "int8")
     return "fp32"  # integer kernels are CPU-only: on accelerators int8 means Memcpy everywhere
+
+
+def _whole_clip(
+    stream: Callable[Concatenate[Engine, _P], Stream],
+) -> Callable[Concatenate[Engine, _P], Audio]:
+    """Engine.synthesize: the arguments of Engine.stream, the whole clip back."""
+
+    @functools.wraps(stream)
+    def synthesize(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> Audio:
+        with stream(self, *args, **kwargs) as chunks:
+            parts = [chunk.samples for chunk in chunks]
+        samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        return Audio(samples, SAMPLE_RATE, chunks.metrics, chunks.text)
+
+    synthesize.__name__ = synthesize.__qualname__ = "synthesize"
+    synthesize.__doc__ = "The whole clip for `text` (same audio as joining a stream's chunks)."
+    synthesize.__signature__ = inspect.signature(stream).replace(return_annotation="Audio")  # type: ignore[attr-defined]
+    return synthesize
 
 
 class Engine:
@@ -147,23 +169,7 @@ class Engine:
         request = self._request(text, voice, speed, lang, is_phonemes, normalize)
         return Stream(self._synthesis, request)
 
-    def synthesize(
-        self,
-        text: str,
-        voice: str = "af_heart",
-        speed: float = 1.0,
-        lang: str | None = None,
-        *,
-        is_phonemes: bool = False,
-        normalize: bool | None = None,
-    ) -> Audio:
-        """The whole clip for `text` (same audio as joining a stream's chunks)."""
-        with self.stream(
-            text, voice, speed, lang, is_phonemes=is_phonemes, normalize=normalize
-        ) as stream:
-            parts = [chunk.samples for chunk in stream]
-        samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
-        return Audio(samples, SAMPLE_RATE, stream.metrics, text)
+    synthesize = _whole_clip(stream)
 
     def status(self) -> dict[str, Any]:
         """Providers, variants, lanes (warm state), memory and cache sizes."""

@@ -363,20 +363,22 @@ _OPENERS = frozenset(
         *("After", "Before"),
     }
 )
-_TITLES = {"Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Prof": "Professor", "Mt": "Mount"}
-_TITLE = re.compile(r"\b(Mrs|Mr|Ms|Prof|Mt)(?:\.|(?=\s+[A-Z]))")
-_SUFFIX = re.compile(r"\b(Jr|Sr)\.")
-_DR_ST = re.compile(r"(?P<prev>\b[A-Z][a-z]+ )?\b(?P<abbr>Dr|St)\.(?=(?P<next>\s+[A-Z][a-z]*)?)")
 _LATIN = re.compile(r"(?<![\w.])(?:(?P<eg>[Ee]\.\s?[Gg]\.)|(?P<ie>[Ii]\.\s?[Ee]\.))")
 _ETC = re.compile(r"(?<![\w.])([Ee]tc)\.")
 _VERSUS = re.compile(r"\b(?:vs|Vs|VS)\b\.?")
 _APPROX = re.compile(r"\b[Aa]pprox\b\.?")
+_MONTH_ABBR = re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)(?:\.|(?=\s+[0-9]))")
+_SUFFIXES = {"Jr": "Junior", "Sr": "Senior"}
+_SUFFIX = re.compile(r"\b(Jr|Sr)\.")
+_DR_ST = re.compile(r"(?P<prev>\b[A-Z][a-z]+ )?\b(?P<abbr>Dr|St)\.(?=(?P<next>\s+[A-Z][a-z]*)?)")
+_NUMBER_SIGN = re.compile(r"\b(No|no|NO|Nos|nos)\.\s?(?=[0-9])|#\s?(?=[0-9])")
+_REFERENCE = re.compile(r"\b(Figs|Fig|fig|Vol|vol|Ch|ch|Sec|sec|Eq|eq|pp|p)\.\s?(?=[0-9])")
+# "A.M." after a number is a time, which the time rules read (keeping its full stop).
+_INITIALISM = re.compile(r"(?<![0-9])(?<![0-9] )\b(?:[A-Z]\.){2,}")
 _MONTHS = (
     *("January", "February", "March", "April", "May", "June"),
     *("July", "August", "September", "October", "November", "December"),
 )
-_MONTH_ABBR = re.compile(r"\b(Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)(?:\.|(?=\s+[0-9]))")
-_NUMBER_SIGN = re.compile(r"\b(No|no|NO|Nos|nos)\.\s?(?=[0-9])|#\s?(?=[0-9])")
 _BEFORE_NUMBER = {
     "Fig": "Figure",
     "fig": "figure",
@@ -392,9 +394,8 @@ _BEFORE_NUMBER = {
     "pp": "pages",
     "p": "page",
 }
-_REFERENCE = re.compile(r"\b(Figs|Fig|fig|Vol|vol|Ch|ch|Sec|sec|Eq|eq|pp|p)\.\s?(?=[0-9])")
-# "A.M." after a number is a time, which the time rules read (keeping its full stop).
-_INITIALISM = re.compile(r"(?<![0-9])(?<![0-9] )\b(?:[A-Z]\.){2,}")
+_TITLES = {"Mr": "Mister", "Mrs": "Missus", "Ms": "Miz", "Prof": "Professor", "Mt": "Mount"}
+_TITLE = re.compile(r"\b(Mrs|Mr|Ms|Prof|Mt)(?:\.|(?=\s+[A-Z]))")
 
 
 def _say_title(match: re.Match[str], lang: _Lang) -> str:
@@ -402,7 +403,7 @@ def _say_title(match: re.Match[str], lang: _Lang) -> str:
 
 
 def _say_suffix(match: re.Match[str], lang: _Lang) -> str:
-    return ("Junior" if match.group(1) == "Jr" else "Senior") + _period(match)
+    return _SUFFIXES[match.group(1)] + _period(match)
 
 
 def _say_dr_st(match: re.Match[str], lang: _Lang) -> str:
@@ -803,12 +804,6 @@ def _say_fraction(match: re.Match[str], lang: _Lang) -> str:
 
 # ------------------------------------------------------------- plain numbers
 
-_TIMES = re.compile(r"(?<![\w.])([0-9]+(?:\.[0-9]+)?)x\b")
-_VERSION = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9]|\.[0-9])")
-_EN_NUMBER = re.compile(rf"{_EN_SIGNED}|(?<![\w.,])-?\.[0-9]+")
-_DIGITS = re.compile(r"[0-9]+")
-_ABOUT = re.compile(r"~\s?(?=[0-9])")
-_SYMBOL = re.compile(r"[&+=@%×°≈℃℉]")
 _SYMBOL_WORDS = {
     "&": "and",
     "+": "plus",
@@ -821,6 +816,12 @@ _SYMBOL_WORDS = {
     "℃": "degrees Celsius",
     "℉": "degrees Fahrenheit",
 }
+_TIMES = re.compile(r"(?<![\w.])([0-9]+(?:\.[0-9]+)?)x\b")
+_VERSION = re.compile(r"(?<![0-9.])[0-9]+(?:\.[0-9]+){2,}(?![0-9]|\.[0-9])")
+_EN_NUMBER = re.compile(rf"{_EN_SIGNED}|(?<![\w.,])-?\.[0-9]+")
+_DIGITS = re.compile(r"[0-9]+")
+_ABOUT = re.compile(r"~\s?(?=[0-9])")
+_SYMBOL = re.compile(f"[{''.join(_SYMBOL_WORDS)}]")
 
 
 def _say_times(match: re.Match[str], lang: _Lang) -> str:

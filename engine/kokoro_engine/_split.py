@@ -9,21 +9,19 @@ the graph at these tensors reproduces the single graph bit for bit (docs/archite
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from filelock import FileLock
 
+from ._files import read_stamp, save_onnx, write_stamp
+
 # Tensors where the Kokoro v1.0 export splits (names from the torch export).
 ALIGNED = "/encoder/MatMul_1_output_0"  # [1, 512, F] text features per frame
 PITCH = "/encoder/Reshape_output_0"  # [1, 2F]
 ENERGY = "/encoder/Reshape_1_output_0"  # [1, 2F]
 DURATIONS = "/encoder/Gather_output_0"  # [T] frames per token, pads included
-SAMPLES_PER_FRAME = 600  # 25 ms at 24 kHz
 MARGIN_FRAMES = 4  # kept of the leading pad: the decoder needs a little run-up
 SPLIT_VERSION = 1
 
@@ -46,17 +44,14 @@ def split_paths(model: Path, cache: Path) -> tuple[Path, Path] | None:
             if not (_fresh(stamp, key) and prosody.is_file() and decoder.is_file()):
                 if not _cut(model, prosody, decoder):
                     return None
-                stamp.write_text(json.dumps(key))
+                write_stamp(stamp, key)
     except OSError:
         return None  # a read-only cache: run the single graph
     return prosody, decoder
 
 
 def _fresh(stamp: Path, key: dict[str, int]) -> bool:
-    try:
-        return bool(json.loads(stamp.read_text()) == key)
-    except (OSError, ValueError):
-        return False
+    return bool(read_stamp(stamp) == key)
 
 
 def _cut(model: Path, prosody: Path, decoder: Path) -> bool:
@@ -69,24 +64,12 @@ def _cut(model: Path, prosody: Path, decoder: Path) -> bool:
         return False  # another export: names differ
     extractor = Extractor(graph)
     inputs = [i.name for i in graph.graph.input]
-    _save(extractor.extract_model(inputs, [ALIGNED, PITCH, ENERGY, DURATIONS]), prosody)
-    _save(
+    save_onnx(extractor.extract_model(inputs, [ALIGNED, PITCH, ENERGY, DURATIONS]), prosody)
+    save_onnx(
         extractor.extract_model([ALIGNED, PITCH, ENERGY, "style"], [graph.graph.output[0].name]),
         decoder,
     )
     return True
-
-
-def _save(model: Any, target: Path) -> None:
-    import onnx
-
-    fd, temp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    os.close(fd)
-    try:
-        onnx.save(model, temp)
-        os.replace(temp, target)
-    finally:
-        Path(temp).unlink(missing_ok=True)
 
 
 class SplitSession:

@@ -201,6 +201,11 @@ class Stream:
             self._synthesis.end(self._request)
 
     @property
+    def text(self) -> str:
+        """The text this stream speaks, as it was given."""
+        return self._request.text
+
+    @property
     def cancelled(self) -> bool:
         return self._request.cancel.is_set() and not self.metrics.get("complete", False)
 

@@ -17,9 +17,6 @@ onnxruntime's float16 tool, keeping precision-critical parts in float32.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +29,7 @@ from onnx import NodeProto, TensorProto, helper, numpy_helper
 
 from ._assets import file_sha256
 from ._errors import AssetError, InputError
+from ._files import read_stamp, save_onnx, write_stamp
 from ._types import SAMPLE_RATE
 
 VARIANTS = ("int8", "fp32", "fp16")
@@ -521,21 +519,8 @@ def derive(int8_path: Path, variant: str, out_path: Path) -> None:
     model.doc_string = (
         f"Kokoro-82M {variant}, derived from {int8_path.name} (v{DERIVATION_VERSION})"
     )
-    _save_atomically(model, out_path)
-
-
-def _save_atomically(model: onnx.ModelProto, out_path: Path) -> None:
-    # A temporary file in the same folder, then os.replace: readers see the old file or the
-    # whole new one, never a half-written graph.
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_onnx(model, out_path)
 
 
 def variant_path(cache_dir: Path, variant: str) -> Path:
@@ -563,10 +548,7 @@ def _sidecar(out: Path) -> Path:
 
 
 def _read_sidecar(out: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(_sidecar(out).read_text())
-    except (OSError, ValueError):
-        return {}
+    data = read_stamp(_sidecar(out))
     return data if isinstance(data, dict) else {}
 
 
@@ -592,10 +574,7 @@ def _current(out: Path, source: dict[str, Any]) -> bool:
 
 
 def _write_sidecar(out: Path, source: dict[str, Any]) -> None:
-    record = {**source, "size": out.stat().st_size}
-    tmp = _sidecar(out).with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, _sidecar(out))
+    write_stamp(_sidecar(out), {**source, "size": out.stat().st_size})
 
 
 # --- checking a variant against int8 -----------------------------------------------------
