@@ -2,7 +2,8 @@
 
 The page is driven through the Chrome DevTools protocol with ``userGesture: false``:
 Playwright's own ``evaluate`` counts as a user gesture, which would lift the autoplay
-policy the suspended-audio test needs to see.
+policy the suspended-audio test needs to see. ``AUDIO_PROBE`` records every Web Audio source
+the page starts (bench/browser_bench.py measures what the user hears with it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import nbformat
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -31,6 +34,34 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
+
+# An init script: every AudioBufferSourceNode start (and stop) lands in window.__audioLog with
+# the context's clock and the page's clock at the call, so what plays when can be rebuilt.
+AUDIO_PROBE = """
+(() => {
+  if (window.__audioLog || typeof AudioBufferSourceNode === "undefined") return;
+  const log = (window.__audioLog = []);
+  const start = AudioBufferSourceNode.prototype.start;
+  AudioBufferSourceNode.prototype.start = function (when = 0, offset = 0, ...rest) {
+    const ctx = this.context;
+    const out = ctx.getOutputTimestamp ? ctx.getOutputTimestamp() : {};
+    const entry = {
+      when, offset, buffer: this.buffer ? this.buffer.duration : 0,
+      ctxTime: ctx.currentTime, perf: performance.now(),
+      outCtx: out.contextTime || 0, outPerf: out.performanceTime || 0,
+      latency: (ctx.baseLatency || 0) + (ctx.outputLatency || 0), stopAt: null,
+    };
+    this.__probe = entry;
+    log.push(entry);
+    return start.call(this, when, offset, ...rest);
+  };
+  const stop = AudioScheduledSourceNode.prototype.stop;
+  AudioScheduledSourceNode.prototype.stop = function (when = 0) {
+    if (this.__probe) this.__probe.stopAt = Math.max(when, this.context.currentTime);
+    return stop.call(this, when);
+  };
+})();
+"""
 
 
 def free_port() -> int:
@@ -130,6 +161,14 @@ class Lab:
         shutil.copy(source, target)
         return target.name
 
+    def write_notebook(self, name: str, sources: list[str]) -> str:
+        """A new notebook of code cells with these sources; its name."""
+        cells = [nbformat.v4.new_code_cell(source) for source in sources]
+        kernel = {"display_name": "Python 3", "language": "python", "name": "python3"}
+        notebook = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernel})
+        nbformat.write(notebook, self.root / name)
+        return name
+
     def api(self, method: str, path: str) -> Any:
         request = urllib.request.Request(f"{self.url}{path}?token={self.token}", method=method)
         with urllib.request.urlopen(request, timeout=10) as reply:
@@ -149,9 +188,11 @@ def launch(playwright: Any, autoplay: bool = True) -> Any:
 class LabPage:
     """One browser tab on the Lab: open notebooks, run cells, read state — without gestures."""
 
-    def __init__(self, page: Any, lab: Lab) -> None:
+    def __init__(self, page: Any, lab: Lab, probe_audio: bool = False) -> None:
         self.page = page
         self.lab = lab
+        if probe_audio:
+            page.add_init_script(AUDIO_PROBE)
         self.console: list[str] = []
         page.on("console", lambda msg: self.console.append(f"{msg.type}: {msg.text}"))
         page.on("pageerror", lambda err: self.console.append(f"pageerror: {err}"))
@@ -217,11 +258,40 @@ class LabPage:
         run = (
             "(async () => { const nb = __panel();"
             f" nb.content.activeCellIndex = {index};"
+            f" (window.__ranAt = window.__ranAt || {{}})[{index}] = performance.now();"
             " const done = jupyterapp.commands.execute('notebook:run-cell');"
             + (" await done;" if wait else "")
             + f" return nb.content.widgets[{index}].model.outputs.toJSON(); }})()"
         )
         return self.js(run, timeout=600)
+
+    def ran_at(self, index: int) -> float:
+        """The page's clock (performance.now(), ms) when run_cell last ran cell `index`."""
+        return float(self.js(f"window.__ranAt[{index}]"))
+
+    def run_all(self) -> float:
+        """Start the Run All command (no waiting); the page's clock when it started."""
+        return float(
+            self.js(
+                "(() => { const t = performance.now();"
+                " jupyterapp.commands.execute('notebook:run-all-cells'); return t; })()"
+            )
+        )
+
+    def player_of(self, index: int, timeout: float = 120) -> str:
+        """The id of the player shown in cell `index`'s output (waits for it to render)."""
+        return str(
+            self.wait_for(
+                f"__panel().content.widgets[{index}].node"
+                ".querySelector('[data-kokoro-player]').dataset.kokoroPlayer",
+                timeout=timeout,
+                what=f"a player in cell {index}",
+            )
+        )
+
+    def audio_log(self) -> list[dict[str, Any]]:
+        """Every source started since the page loaded (needs ``probe_audio``)."""
+        return list(self.js("window.__audioLog || []"))
 
     def outputs(self, index: int) -> Any:
         return self.js(f"__panel().content.widgets[{index}].model.outputs.toJSON()")
