@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import soundfile
 
-from kokoro_engine._manifest import VOICE_SHA256
+from kokoro_engine import VOICE_NAMES
 
 from speech import assert_speech
 
@@ -66,7 +66,7 @@ def test_voices_lists_every_voice_with_its_language() -> None:
     result = run("voices")
     assert result.returncode == 0
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == len(VOICE_SHA256)
+    assert len(lines) == len(VOICE_NAMES)
     assert any(line.startswith("bf_emma") and "British English" in line for line in lines)
 
 

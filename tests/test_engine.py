@@ -7,7 +7,14 @@ import threading
 import numpy as np
 import pytest
 
-from kokoro_engine import SAMPLE_RATE, Engine, EngineClosedError, InputError, VoiceError
+from kokoro_engine import (
+    SAMPLE_RATE,
+    Engine,
+    EngineClosedError,
+    InputError,
+    VoiceError,
+    parse_voice,
+)
 
 from speech import assert_speech, spectral_similarity
 
@@ -77,6 +84,15 @@ def test_voice_blend_differs_from_both_voices(engine: Engine) -> None:
     assert_speech(mix, text)
     assert not np.array_equal(mix[: len(a)], a[: len(mix)])
     assert not np.array_equal(mix[: len(b)], b[: len(mix)])
+
+
+def test_parse_voice_normalizes_and_merges_blend_weights() -> None:
+    assert parse_voice("af_heart") == [("af_heart", 1.0)]
+    blend = dict(parse_voice(" af_heart:3, am_adam:1 ,af_heart:0 "))
+    assert blend == pytest.approx({"af_heart": 0.75, "am_adam": 0.25})
+    for bad, words in [("", "no voice"), ("a:x", "not a number"), ("a:0,b:0", "add up to 0")]:
+        with pytest.raises(VoiceError, match=words):
+            parse_voice(bad)
 
 
 def test_speed_changes_duration(engine: Engine) -> None:
