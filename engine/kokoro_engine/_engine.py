@@ -45,7 +45,11 @@ def default_variant(provider: str) -> str:
 def _whole_clip(
     stream: Callable[Concatenate[Engine, _P], Stream],
 ) -> Callable[Concatenate[Engine, _P], Audio]:
-    """Engine.synthesize: the arguments of Engine.stream, the whole clip back."""
+    """Engine.synthesize: the arguments of Engine.stream, the whole clip back.
+
+    Made from stream rather than written out again, so the two can never take different
+    arguments; the signature shown by help() and IDEs is stream's, returning Audio.
+    """
 
     @functools.wraps(stream)
     def synthesize(self: Engine, /, *args: _P.args, **kwargs: _P.kwargs) -> Audio:
@@ -54,7 +58,7 @@ def _whole_clip(
         samples = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         return Audio(samples, SAMPLE_RATE, chunks.metrics, chunks.text)
 
-    synthesize.__name__ = synthesize.__qualname__ = "synthesize"
+    synthesize.__name__, synthesize.__qualname__ = "synthesize", "Engine.synthesize"
     synthesize.__doc__ = "The whole clip for `text` (same audio as joining a stream's chunks)."
     synthesize.__signature__ = inspect.signature(stream).replace(return_annotation="Audio")  # type: ignore[attr-defined]
     return synthesize
