@@ -37,11 +37,13 @@
  *
  * Pre-roll: the player starts when it predicts it can play to the end without running dry.
  * From the stream's own progress it estimates the production rate r (audio seconds per wall
- * second) and, from `chars`, how much audio is still to come (R); holding B seconds of audio,
- * playback never catches up if B ≥ R·(1/r − 1). So it starts at once when production is
- * clearly faster than real time or the stream is complete, and holds longer the slower
- * synthesis runs. If it runs dry anyway, it re-buffers by the same rule (at least
- * REBUFFER_S) before resuming, instead of stuttering piece by piece.
+ * second) and, from `chars`, how much audio is still to come (R). Smoothly, B seconds in hand
+ * would last if B ≥ R·(1/r − 1); but audio comes a whole piece at a time and the engine's
+ * pieces grow, so it plays the coming pieces forward (ready) and starts once each is
+ * predicted to arrive before it is needed. So it starts at once when production is clearly
+ * faster than real time or the stream is complete, and holds longer the slower synthesis
+ * runs. If it runs dry anyway, it re-buffers by the same rule (at least REBUFFER_S) before
+ * resuming, instead of stuttering piece by piece.
  */
 
 // The pre-roll floor: the first sound comes at least this long after the first chunk is in,
@@ -50,7 +52,8 @@
 const PREROLL_S = 0.1;
 const REBUFFER_S = 0.5; // after running dry, hold at least this much audio before resuming
 const SAFETY = 1.15; // the production rate is taken this much slower than measured
-const RATE_WINDOW_S = 0.3; // measure the rate from the first chunk once this much time passed
+const RATE_WINDOW_S = 0.3; // measure the rate from the first piece once this much time passed
+const MAX_PIECE_S = 25; // about the longest piece the engine makes (409 phoneme ids: 21.9 s)
 const LATE_S = 0.02; // a chunk due sooner than this is late: the timeline shifts (a stall)
 // Audio per character of text at speed 1 (kokoro-nb's voices on English prose: 0.061 on the
 // bench paragraph, 0.062 on Pride and Prejudice, 0.073 on a short sentence). It estimates
@@ -159,7 +162,7 @@ function newStream(id) {
     chars: 0,
     began: performance.now(),
     firstMs: null, // when the first chunk was released (performance.now())
-    firstSamples: 0, // samples released by then
+    pieces: [], // the engine's pieces as released: {piece, size, samples (all so far), at}
     pending: new Map(), // seq → chunk, waiting for the chunks before it
     chunks: [], // released in seq order: {seq, offset, n, piece, text, pcm, buffer}
     arrival: [], // seqs in the order they arrived (tests check reordering)
@@ -280,13 +283,15 @@ class Player {
       if (chunk.offset !== s.samples) s.gaps += 1;
       s.chunks.push(chunk);
       s.samples = chunk.offset + chunk.n;
+      const last = s.pieces[s.pieces.length - 1];
+      if (last && last.piece === chunk.piece) last.size += chunk.n;
+      else s.pieces.push({ piece: chunk.piece, size: chunk.n, samples: 0, at: 0 });
+      s.pieces[s.pieces.length - 1].samples = s.samples;
+      s.pieces[s.pieces.length - 1].at = performance.now();
       s.next += 1;
       moved = true;
     }
-    if (moved && s.firstMs === null) {
-      s.firstMs = performance.now();
-      s.firstSamples = s.samples;
-    }
+    if (moved && s.firstMs === null) s.firstMs = performance.now();
     const wasComplete = s.complete;
     s.complete = Boolean(s.final) && s.next >= s.final.count;
     if (moved || s.complete !== wasComplete) {
@@ -314,26 +319,44 @@ class Player {
   /* playing */
 
   productionRate() {
-    // Audio seconds made per wall second. Over the whole stream (start-up included: low,
-    // so cautious) until the first chunk is RATE_WINDOW_S old, then since the first chunk.
-    // Measured up to now, not to the last arrival: a long wait lowers it.
+    // Audio seconds made per wall second, up to the last piece's arrival: since the first
+    // piece once they are RATE_WINDOW_S apart, else over the whole stream (start-up
+    // included: low, so cautious).
     const s = this.s;
-    const now = performance.now();
-    const since = (now - s.firstMs) / 1000;
-    if (since >= RATE_WINDOW_S) return (s.samples - s.firstSamples) / s.rate / since;
-    return s.samples / s.rate / Math.max((now - s.began) / 1000, 1e-3);
+    const first = s.pieces[0];
+    const last = s.pieces[s.pieces.length - 1];
+    const span = (last.at - first.at) / 1000;
+    if (span >= RATE_WINDOW_S) return (s.samples - first.samples) / s.rate / span;
+    return s.samples / s.rate / Math.max((last.at - s.began) / 1000, 1e-3);
   }
 
   ready(from, floor) {
-    // Enough audio in hand from sample `from` to play to the end without running dry?
+    // Can playback started now from sample `from` run to the end without running dry?
+    // Audio comes a whole piece at a time and pieces grow, so predict the pieces still to
+    // come (each `growth` times the last, up to what remains) arriving back to back at the
+    // production rate, and check that each arrives before playback needs it.
     const s = this.s;
     if (s.complete) return s.samples > from;
     const held = (s.samples - from) / s.rate;
     if (held < floor) return false;
-    const remaining = Math.max(0, this.totalEstimate() - s.samples) / s.rate;
     const rate = this.productionRate() / SAFETY;
-    if (rate >= 1) return true;
-    return rate > 0 && held >= remaining * (1 / rate - 1);
+    if (!(rate > 0)) return false;
+    const n = s.pieces.length;
+    const lastPiece = s.pieces[n - 1].size / s.rate;
+    const growth = n > 1 ? Math.min(Math.max(lastPiece / (s.pieces[n - 2].size / s.rate), 1), 3) : 2;
+    let remaining = Math.max(0, this.totalEstimate() - s.samples) / s.rate;
+    const now = performance.now();
+    let arrives = s.pieces[n - 1].at; // ms, page clock
+    let needed = now + PREROLL_S * 1000 + held * 1000; // when playback runs out without it
+    let size = lastPiece;
+    while (remaining > 1e-3) {
+      size = Math.min(size * growth, MAX_PIECE_S, remaining);
+      arrives = Math.max(arrives + (size / rate) * 1000, now);
+      if (arrives > needed) return false;
+      needed += size * 1000;
+      remaining -= size;
+    }
+    return true;
   }
 
   pump() {
