@@ -183,7 +183,7 @@ def _bench_args(parser: argparse.ArgumentParser) -> None:
 
 def _bench(args: argparse.Namespace) -> int:
     if args.quality:
-        from kokoro_engine._quality import run_quality
+        from kokoro_engine import run_quality
 
         run_quality(
             voice=args.voice, quick=args.quick, baseline=not args.no_baseline, as_json=args.json

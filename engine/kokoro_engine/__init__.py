@@ -17,6 +17,7 @@ from ._errors import (
 from ._manifest import VOICE_NAMES
 from ._metrics import PieceMetrics, PieceTiming, RequestLog, RequestMetrics, StageMetrics
 from ._phonemize import LANGUAGE_NAMES, voice_language
+from ._quality import run_quality
 from ._stream import Stream
 from ._types import MAX_PHONEME_IDS, SAMPLE_RATE
 from ._voices import parse_voice, voice_gender, voices_by_language
@@ -48,6 +49,7 @@ __all__ = [
     "parse_voice",
     "pcm16",
     "run_bench",
+    "run_quality",
     "strip_markdown",
     "voice_gender",
     "voice_language",
