@@ -398,11 +398,12 @@ def render(report: dict[str, Any]) -> str:
     paths = report["paths"]
     first = next(iter(paths))
     rec = report["recognizer"]
+    width = max(map(len, paths)) + 2
     lines = [
         f"{report['sentences']} Harvard sentences, voice {report.get('voice', '?')}, "
         f"recognizer {rec['name']} (same audio twice: {rec['repeat_identical']}/{rec['repeats']} identical)",
         "",
-        f"{'path':<14}{'WER':>7}{'95% CI':>17}{'vs ' + first:>15}{'95% CI':>19}"
+        f"{'path':<{width}}{'WER':>7}{'95% CI':>17}{'vs ' + first:>15}{'95% CI':>19}"
         f"{'words':>7}{'audio':>9}{'RTF':>7}",
     ]
     for name, p in paths.items():
@@ -411,7 +412,7 @@ def render(report: dict[str, Any]) -> str:
         delta = "" if name == first else f"{vs['delta']:+.3f}{'*' if vs['real'] else ' '}"
         vs_ci = "" if name == first else f"[{vs['ci95'][0]:+.3f}, {vs['ci95'][1]:+.3f}]"
         lines.append(
-            f"{name:<14}{p['wer']:>7.3f}{f'[{low:.3f}, {high:.3f}]':>17}{delta:>15}{vs_ci:>19}"
+            f"{name:<{width}}{p['wer']:>7.3f}{f'[{low:.3f}, {high:.3f}]':>17}{delta:>15}{vs_ci:>19}"
             f"{p['words']:>7}{p['audio_s']:>8.1f}s{_or_dash(p['synth_rtf']):>7}"
         )
     lines.append(
