@@ -127,6 +127,8 @@ def measure(name: str, chars: int, ran_ms: float, snap: dict[str, Any], log: lis
     metrics = final.get("metrics") or {}
     result = Result(name, chars, state=str(snap["state"]), sources=len(pieces))
     result.audio_s = round(int(snap["samples"]) / int(snap["rate"] or 24000), 2)
+    if snap.get("timed_out"):
+        result.notes.append("timed out waiting for it to finish")
     if final.get("kind") == "abort":
         result.notes.append(f"aborted: {final.get('reason')}")
     if pieces:
@@ -152,13 +154,17 @@ def measure(name: str, chars: int, ran_ms: float, snap: dict[str, Any], log: lis
 
 
 def wait_played(page: LabPage, player: str, timeout: float) -> dict[str, Any]:
-    """The player's snapshot once its stream is complete and it is no longer playing."""
-    page.wait_for(
-        f"(s => s.complete && !{ACTIVE}.includes(s.state))"
-        f"(window.__kokoroPlayers[{json.dumps(player)}].snapshot())",
-        timeout=timeout,
-        what=f"player {player} to finish",
-    )
+    """The player's snapshot once its stream is complete and it is no longer playing (or
+    when `timeout` ran out: its state then says where it stuck)."""
+    try:
+        page.wait_for(
+            f"(s => s.complete && !{ACTIVE}.includes(s.state))"
+            f"(window.__kokoroPlayers[{json.dumps(player)}].snapshot())",
+            timeout=timeout,
+            what=f"player {player} to finish",
+        )
+    except TimeoutError:
+        return {**page.player(player), "timed_out": True}
     return page.player(player)
 
 
@@ -207,13 +213,17 @@ def run_all(lab: Lab, browser: Any, timeout: float) -> dict[str, Any]:
     try:
         page.open(name)
         started = page.run_all()
-        page.wait_for(
-            "__panel().content.widgets.every(w => w.model.type !== 'code'"
-            " || w.model.executionCount) && __panel().sessionContext.session.kernel.status"
-            " === 'idle'",
-            timeout=timeout,
-            what="Run All to execute every cell",
-        )
+        problems = []
+        try:
+            page.wait_for(
+                "__panel().content.widgets.every(w => w.model.type !== 'code'"
+                " || w.model.executionCount) && __panel().sessionContext.session.kernel.status"
+                " === 'idle'",
+                timeout=timeout,
+                what="Run All to execute every cell",
+            )
+        except TimeoutError:
+            problems.append(f"Run All had not run every cell after {timeout:g} s")
         results = []
         deadline = time.monotonic() + timeout
         for index in speaking_cells(cells):
@@ -226,7 +236,9 @@ def run_all(lab: Lab, browser: Any, timeout: float) -> dict[str, Any]:
             snap = wait_played(page, player, timeout=max(10.0, deadline - time.monotonic()))
             result = measure(f"cell {index}", len(source), started, snap, page.audio_log())
             results.append(result)
-        return {"cells": [asdict(r) for r in results], **order_check(results)}
+        checked = order_check(results)
+        checked["order_problems"] = problems + checked["order_problems"]
+        return {"cells": [asdict(r) for r in results], **checked}
     finally:
         page.page.close()
         lab.shutdown_kernels()
