@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from kokoro_engine import MAX_PHONEME_IDS
 from kokoro_engine._phonemize import espeak, to_ids
-from kokoro_engine._planner import Planner
+from kokoro_engine._planner import PIECE_CAP_IDS, Planner, headroom
 from kokoro_engine._segment import clauses, sentences
 
 WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJ", min_size=1, max_size=14)
@@ -91,3 +91,40 @@ def test_syllabic_consonants_are_spoken_not_dropped() -> None:
     phonemes = espeak("Certainly, the button is uncertain.", "en-us")
     assert "\u0329" not in phonemes and phonemes.count("ᵊn") == 3
     assert to_ids(phonemes)[1] == ""
+
+
+def test_each_piece_fits_the_audio_ahead_of_it() -> None:
+    # Short sentences (~12 ids): every cut can fall where the deadline wants it.
+    text = " ".join(["The cat sat.", "A dog ran.", "We all ate."] * 40)
+    first, headroom = 24, 0.5
+    pieces = plan(text, first_piece_ids=first, headroom=headroom)
+    before = 0
+    for piece in pieces:
+        assert piece.ids_before == before
+        if piece.seq:
+            assert len(piece.ids) <= max(first, headroom * before), piece
+        before += len(piece.ids)
+    assert len(pieces[-1].ids) > 3 * first  # and they do grow once there is audio ahead
+
+
+def test_a_long_sentence_is_cut_at_its_clauses_when_its_deadline_is_near() -> None:
+    text = (
+        "Short opening here. Then a long sentence follows, with many clauses, each of them "
+        "spoken in turn, so that the listener never waits, and the player never runs dry."
+    )
+    pieces = plan(text, first_piece_ids=16, headroom=0.6)
+    assert len(pieces) > 3
+    assert " ".join(p.text for p in pieces).split() == text.split()
+    assert all(p.boundary in ("clause", "sentence", "paragraph", "word") for p in pieces)
+
+
+def test_pieces_never_grow_past_the_cap() -> None:
+    text = " ".join(f"Sentence number {n} is here, and it goes on." for n in range(200))
+    pieces = plan(text, headroom=float("inf"))
+    assert max(len(p.ids) for p in pieces[:-1]) <= PIECE_CAP_IDS
+    assert max(len(p.ids) for p in pieces) > PIECE_CAP_IDS // 2
+
+
+def test_headroom_follows_the_measured_speed() -> None:
+    assert headroom(0.25) > headroom(0.35) > headroom(0.5) > 0
+    assert headroom(0.9) == float("inf")  # too slow to keep up: fewest, largest pieces

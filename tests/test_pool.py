@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import numpy as np
 import pytest
 
 from kokoro_engine import Engine, SynthesisError
-from kokoro_engine._pool import CPU, CancelToken, Lane, Pool
+from kokoro_engine._pool import CPU, URGENT, CancelToken, Job, Lane, Pool
 
 from speech import assert_speech
 
@@ -80,7 +82,7 @@ def test_a_pool_whose_every_lane_fails_raises_synthesis_error(engine: Engine) ->
     )
     style = np.zeros((1, 256), np.float32)
     with pytest.raises(SynthesisError, match="every lane failed"):
-        pool.run(lambda lane: lane.feed([50, 16, 51], style, 1.0), first=True, cancel=CancelToken())
+        pool.run(lambda lane: lane.feed([50, 16, 51], style, 1.0), URGENT, cancel=CancelToken())
     assert all(lane.failures == 1 for lane in pool.lanes)
 
 
@@ -92,3 +94,70 @@ def test_cpu_lanes_never_oversubscribe_the_cores(engine: Engine) -> None:
     list(engine.stream("One. Two three four. " * 12))
     assert sum(lane.runs for lane in engine.pool.lanes) > sum(runs)
     assert engine.pool._cpu_in_use == 0 and not any(lane.busy for lane in engine.pool.lanes)
+
+
+def _lanes(engine: Engine) -> tuple[Lane, Lane, Lane]:
+    session = engine.pool.lanes[0].session
+    return (
+        Lane("latency", CPU, session, 2, "latency"),
+        Lane("side-1", CPU, session, 1, "throughput"),
+        Lane("side-2", CPU, session, 1, "throughput"),
+    )
+
+
+def test_waiting_jobs_are_served_earliest_deadline_first(engine: Engine) -> None:
+    latency, _, _ = _lanes(engine)
+    pool = Pool([latency], cpu_budget=2)
+    holder = pool.acquire(URGENT, cancelled=lambda: False)
+    order: list[float] = []
+    now = time.perf_counter()
+    deadlines = [now + 30, now + 10, now + 20, now + 5]
+
+    def wait_for_lane(deadline: float) -> None:
+        lane = pool.acquire(Job(deadline, 1.0), cancelled=lambda: False)
+        order.append(deadline)
+        pool.release(lane)
+
+    threads = [threading.Thread(target=wait_for_lane, args=(d,)) for d in deadlines]
+    for thread in threads:
+        thread.start()
+    while len(pool._waiting) < len(deadlines):
+        time.sleep(0.01)
+    pool.release(holder)
+    for thread in threads:
+        thread.join(10)
+    assert order == sorted(deadlines)
+
+
+def test_urgent_jobs_take_every_core_and_jobs_with_slack_run_beside(engine: Engine) -> None:
+    latency, side_1, side_2 = _lanes(engine)
+    pool = Pool([latency, side_1, side_2], cpu_budget=2)
+    now = time.perf_counter()
+    urgent = pool.acquire(Job(now, 3.0), cancelled=lambda: False)
+    assert urgent is latency
+    pool.release(urgent)
+    relaxed = [pool.acquire(Job(now + 60, 3.0), cancelled=lambda: False) for _ in range(2)]
+    assert {lane.name for lane in relaxed} == {"side-1", "side-2"}
+    assert pool._cpu_in_use == 2  # both cores busy, each with its own piece
+    for lane in relaxed:
+        pool.release(lane)
+
+
+def test_an_urgent_job_runs_beside_a_busy_lane_when_that_finishes_sooner(engine: Engine) -> None:
+    latency, side_1, side_2 = _lanes(engine)
+    pool = Pool([latency, side_1, side_2], cpu_budget=2)
+    now = time.perf_counter()
+    long_piece = pool.acquire(Job(now + 600, 100.0), cancelled=lambda: False)
+    assert long_piece.role == "throughput"  # 100 s of audio, due in 10 minutes
+    short = pool.acquire(Job(now, 1.0), cancelled=lambda: False)
+    assert short.role == "throughput"  # waiting for every core would take far longer
+    pool.release(short)
+    pool.release(long_piece)
+
+
+def test_each_lane_measures_its_own_speed(engine: Engine) -> None:
+    engine.clear_cache()
+    engine.synthesize("Measured as it runs, every lane knows how fast it is.")
+    used = [lane for lane in engine.pool.lanes if lane.runs]
+    assert used and all(0 < lane.rate < 5 for lane in used)
+    assert 0 < engine.pool.rate() < 5

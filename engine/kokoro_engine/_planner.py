@@ -1,8 +1,12 @@
-"""Planning pieces: phonemized text cut into model calls of at most 510 phoneme ids.
+"""Planning pieces: phonemized text cut into model calls that are ready before they are heard.
 
 Cuts fall at paragraph and sentence ends first, then clauses, then words; a word longer
-than a piece is sliced. The first piece is kept short so the first audio comes early, and
-each later piece may grow (by `growth`) so synthesis stays ahead of playback.
+than a piece is sliced, and no piece exceeds 510 ids. The first piece is short so the first
+audio comes early. Each later piece is sized by its deadline: it may hold at most
+`headroom` times the audio planned ahead of it, because it must be synthesized while that
+audio plays (the engine sets `headroom` from this machine's measured speed). A sentence
+bigger than that is cut at its clauses. Pieces never grow past `cap_ids`, so lanes stay
+balanced and no single call needs a huge buffer.
 """
 
 from __future__ import annotations
@@ -16,6 +20,20 @@ from ._types import MAX_PHONEME_IDS
 
 # Silence put back after a unit, by what ends it (seconds).
 PAUSES = {"paragraph": 0.6, "sentence": 0.35, "clause": 0.12, "word": 0.0, "end": 0.0}
+# Audio per phoneme id at speed 1, pauses included (measured: 0.060 s over the Harvard
+# sentences for af_heart and bm_george); a little low, so deadlines err early.
+SECONDS_PER_ID = 0.055
+PIECE_CAP_IDS = 256
+
+
+def headroom(rate: float) -> float:
+    """How much audio a piece may hold per second of audio ahead of it, on lanes that take
+    `rate` seconds per second of audio: half of what would just finish in time, so a machine
+    twice as busy as measured still keeps up. A machine that cannot keep up anyway gets the
+    fewest, largest pieces (each call has a fixed cost)."""
+    if rate >= 0.6:
+        return float("inf")
+    return 0.5 * (1.0 - rate) / rate
 
 
 @dataclass
@@ -37,10 +55,21 @@ class Piece:
     ids: list[int]
     boundary: str
     unknown: str = ""
+    ids_before: int = 0  # phoneme ids planned ahead of this piece in its text
 
     @property
     def pause_s(self) -> float:
         return PAUSES[self.boundary]
+
+    @property
+    def offset_s(self) -> float:
+        """Roughly when this piece starts in the audio, at speed 1: its deadline."""
+        return self.ids_before * SECONDS_PER_ID
+
+    @property
+    def audio_s(self) -> float:
+        """Roughly how much audio this piece makes, at speed 1."""
+        return len(self.ids) * SECONDS_PER_ID
 
 
 @dataclass
@@ -50,26 +79,49 @@ class Planner:
     lang: str
     is_phonemes: bool = False
     first_piece_ids: int = 32
-    growth: float = 2.0
+    growth: float = 2.0  # a piece's target is at most this many times the one before
+    headroom: float = 1.0  # a piece holds at most this many times the audio ahead of it
+    cap_ids: int = PIECE_CAP_IDS
     max_ids: int = MAX_PHONEME_IDS
     _unknown: set[str] = field(default_factory=set)
 
     def pieces(self, text: str) -> Iterator[Piece]:
-        target = float(self.first_piece_ids)
+        target = self.first_piece_ids
         batch: list[Unit] = []
-        seq = 0
-        for unit in self._units(text, first=True):
-            if batch and self._too_big(batch, unit, int(target)):
-                yield self._piece(seq, batch)
-                seq, batch, target = seq + 1, [], min(target * self.growth, self.max_ids)
-            batch.append(unit)
-            if unit.boundary == "paragraph" or (
-                seq == 0 and len(batch) == 1 and self._ids(unit) >= target
-            ):
-                yield self._piece(seq, batch)
-                seq, batch, target = seq + 1, [], min(target * self.growth, self.max_ids)
+        seq = before = 0
+        for whole in self._units(text, first=True):
+            for unit in self._within(whole, target) if seq else (whole,):
+                if batch and self._too_big(batch, unit, target):
+                    piece = self._piece(seq, batch, before)
+                    yield piece
+                    seq, batch, before = seq + 1, [], before + len(piece.ids)
+                    target = self._target(target, before)
+                batch.append(unit)
+                if unit.boundary == "paragraph" or (
+                    seq == 0 and len(batch) == 1 and self._ids(unit) >= target
+                ):
+                    piece = self._piece(seq, batch, before)
+                    yield piece
+                    seq, batch, before = seq + 1, [], before + len(piece.ids)
+                    target = self._target(target, before)
         if batch:
-            yield self._piece(seq, batch)
+            yield self._piece(seq, batch, before)
+
+    def _target(self, last: int, before: int) -> int:
+        """The next piece's size: its deadline's worth of ids, grown gently, capped."""
+        by_deadline = self.headroom * before
+        if by_deadline >= self.cap_ids:
+            return min(int(last * self.growth), self.cap_ids)
+        return max(self.first_piece_ids, min(int(last * self.growth), int(by_deadline)))
+
+    def _within(self, unit: Unit, target: int) -> Iterator[Unit]:
+        """A sentence too big for the piece it would start, cut at its clauses."""
+        parts = segment.clauses(unit.text) if self._ids(unit) > target else []
+        if len(parts) < 2:
+            yield unit
+            return
+        for index, part in enumerate(parts):
+            yield from self._fit(part, unit.boundary if index == len(parts) - 1 else "clause")
 
     # --- units --------------------------------------------------------------------------
 
@@ -162,12 +214,12 @@ class Planner:
     def _too_big(self, batch: list[Unit], unit: Unit, target: int) -> bool:
         return self._ids(_join([*batch, unit], unit.boundary)) > target
 
-    def _piece(self, seq: int, batch: list[Unit]) -> Piece:
+    def _piece(self, seq: int, batch: list[Unit], before: int) -> Piece:
         joined = _join(batch, batch[-1].boundary)
         ids, unknown = to_ids(joined.phonemes)
         if unknown:
             warn_unknown(joined.text, self.lang, unknown, is_phonemes=self.is_phonemes)
-        return Piece(seq, joined.text, joined.phonemes, ids, joined.boundary, unknown)
+        return Piece(seq, joined.text, joined.phonemes, ids, joined.boundary, unknown, before)
 
 
 def _join(units: Iterable[Unit], boundary: str) -> Unit:

@@ -3,11 +3,16 @@
 Routing policy, stated once:
 - Accelerator lanes (CUDA, CoreML, ...) take every piece while healthy; CPU lanes are then
   only the fallback, because a slow CPU piece would hold up in-order delivery.
-- On the CPU, the *latency* lane (one session using all the cores) takes a request's first
-  pieces; later pieces go to *throughput* lanes (sessions of few threads each) in parallel.
+- Every piece comes as a `Job` with a deadline (when its audio will be needed) and an
+  estimate of the audio it makes. Waiting jobs are served earliest deadline first, across
+  all requests, so a new request's first piece goes ahead of far-off pieces of a long one.
+- On the CPU, a job whose slack lets a *throughput* lane (a session of few threads) finish
+  it in time runs there, beside other pieces; a job without that slack takes the *latency*
+  lane (one session using all the cores), or a throughput lane if that finishes sooner than
+  waiting for every core. Each lane's speed is measured as it runs (seconds of inference
+  per second of audio), so the choice follows this machine and its load.
 - A CPU lane runs only when its threads fit the core budget, so concurrent sessions never
-  oversubscribe the cores. Busy or benched lanes are skipped; waiting pieces are served
-  first-pieces-first, then in arrival order.
+  oversubscribe the cores. Busy or benched lanes are skipped.
 - A lane that raises or returns empty or non-finite audio is benched for a cool-down and the
   piece is retried on a CPU lane; the piece's metrics record the fallback.
 """
@@ -27,7 +32,7 @@ import numpy as np
 
 from ._errors import InputError, SynthesisError
 from ._feeds import Feeds
-from ._types import FloatArray
+from ._types import SAMPLE_RATE, FloatArray
 
 ACCELERATORS = (
     "CUDAExecutionProvider",
@@ -42,6 +47,23 @@ ACCELERATORS = (
 AUTO_ACCELERATORS = ACCELERATORS[:5]
 CPU = "CPUExecutionProvider"
 COOL_DOWN_S = 30.0
+# Seconds of inference per second of audio for a lane using every core, until measured
+# (2-core x86: 0.31-0.36 for the int8 graph); a lane with fewer threads is assumed slower
+# in proportion.
+DEFAULT_RATE = 0.35
+RATE_MEMORY = 0.3  # weight of the newest run in a lane's measured rate
+SLACK_SAFETY = 1.5  # a throughput lane is used when it would finish in 1/1.5 of the slack
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the scheduler knows of a piece: when its audio is needed, and how much it makes."""
+
+    deadline: float  # time.perf_counter() by which the piece should be done
+    audio_s: float  # estimated seconds of audio
+
+
+URGENT = Job(deadline=0.0, audio_s=1.0)  # as soon as possible (warm-ups, tests)
 
 
 class Session(Protocol):
@@ -69,6 +91,8 @@ class Lane:
     runs: int = 0
     failures: int = 0
     last_error: str = ""
+    rate: float = 0.0  # measured seconds of inference per second of audio; 0: not yet
+    free_at: float = 0.0  # when the piece it runs should be done (time.perf_counter())
     feed: Feeds = field(init=False, repr=False)  # built from the session's declared inputs
 
     def __post_init__(self) -> None:
@@ -80,6 +104,16 @@ class Lane:
 
     def healthy(self, now: float) -> bool:
         return now >= self.benched_until
+
+    def predict(self, audio_s: float, cores: int) -> float:
+        """Seconds this lane should take for `audio_s` of audio."""
+        guess = DEFAULT_RATE * max(1.0, cores / self.threads) if self.threads else DEFAULT_RATE
+        return (self.rate or guess) * audio_s
+
+    def measured(self, inference_s: float, audio_s: float) -> None:
+        if audio_s > 0:
+            new = inference_s / audio_s
+            self.rate = new if not self.rate else (1 - RATE_MEMORY) * self.rate + RATE_MEMORY * new
 
 
 @dataclass
@@ -100,7 +134,7 @@ class Pool:
         self.cpu_budget = cpu_budget or os.cpu_count() or 1
         self._cpu_in_use = 0
         self._cond = threading.Condition()
-        self._waiting: list[tuple[int, int]] = []
+        self._waiting: list[tuple[float, int]] = []
         self._tickets = itertools.count()
 
     def add(self, lane: Lane, *, first: bool = False) -> None:
@@ -114,25 +148,35 @@ class Pool:
 
     # --- scheduling ---------------------------------------------------------------------
 
+    def rate(self) -> float:
+        """How fast the fastest lane synthesizes (seconds per second of audio): what a
+        planner can count on for the next piece."""
+        with self._cond:
+            lanes = [lane for lane in self.lanes if lane.role == "latency"] or self.lanes
+            return min((lane.predict(1.0, self.cpu_budget) for lane in lanes), default=DEFAULT_RATE)
+
     def acquire(
         self,
+        job: Job,
         *,
-        first: bool,
         cancelled: Callable[[], bool],
         exclude: frozenset[str] = frozenset(),
         cpu_only: bool = False,
     ) -> Lane:
-        """Block until a lane is free for this piece, then mark it busy."""
-        ticket = (0 if first else 1, next(self._tickets))
+        """Block until a lane is free for this job (earliest deadline first), then mark it busy."""
+        ticket = (job.deadline, next(self._tickets))
         with self._cond:
             heapq.heappush(self._waiting, ticket)
             try:
                 while True:
                     if cancelled():
                         raise Cancelled
-                    lane = self._waiting[0] == ticket and self._choose(first, exclude, cpu_only)
+                    lane = self._waiting[0] == ticket and self._choose(job, exclude, cpu_only)
                     if lane:
                         lane.busy = True
+                        lane.free_at = time.perf_counter() + lane.predict(
+                            job.audio_s, self.cpu_budget
+                        )
                         self._cpu_in_use += lane.threads
                         return lane
                     if not self._any_usable(exclude, cpu_only):
@@ -149,25 +193,39 @@ class Pool:
             self._cpu_in_use -= lane.threads
             self._cond.notify_all()
 
-    def _choose(self, first: bool, exclude: frozenset[str], cpu_only: bool) -> Lane | None:
-        now = time.monotonic()
-        usable = [lane for lane in self.lanes if lane.healthy(now) and lane.name not in exclude]
+    def _choose(self, job: Job, exclude: frozenset[str], cpu_only: bool) -> Lane | None:
+        usable = [
+            lane
+            for lane in self.lanes
+            if lane.healthy(time.monotonic()) and lane.name not in exclude
+        ]
         accelerators = [lane for lane in usable if not lane.is_cpu]
         if accelerators and not cpu_only:
             free = [lane for lane in accelerators if not lane.busy]
             return free[0] if free else None
+        cpu = [lane for lane in usable if lane.is_cpu]
         free = [
             lane
-            for lane in usable
-            if lane.is_cpu and not lane.busy and lane.threads <= self.cpu_budget - self._cpu_in_use
+            for lane in cpu
+            if not lane.busy and lane.threads <= self.cpu_budget - self._cpu_in_use
         ]
-        wanted = "latency" if first else "throughput"
-        preferred = [lane for lane in free if lane.role == wanted]
-        if preferred:
-            return preferred[0]
-        if first or not any(lane.role == "throughput" for lane in usable):
-            return free[0] if free else None
-        return None  # later pieces wait for a throughput lane rather than hold the latency one
+        now = time.perf_counter()
+        side = [lane for lane in free if lane.role == "throughput"]
+        if side and now + SLACK_SAFETY * self._predict(side[0], job) <= job.deadline:
+            return side[0]  # time enough to run beside other pieces
+        latency = [lane for lane in free if lane.role == "latency"]
+        if latency or not side:
+            return latency[0] if latency else (free[0] if free else None)
+        # Urgent, and the latency lane waits for cores: run now if that finishes sooner.
+        every_core_free = max((lane.free_at for lane in cpu if lane.busy), default=now)
+        whole = [lane for lane in cpu if lane.role == "latency"]
+        finish_waiting = max(every_core_free, now) + (
+            self._predict(whole[0], job) if whole else float("inf")
+        )
+        return side[0] if now + self._predict(side[0], job) <= finish_waiting else None
+
+    def _predict(self, lane: Lane, job: Job) -> float:
+        return lane.predict(job.audio_s, self.cpu_budget)
 
     def _any_usable(self, exclude: frozenset[str], cpu_only: bool) -> bool:
         return any(
@@ -177,7 +235,7 @@ class Pool:
     # --- running ------------------------------------------------------------------------
 
     def run(
-        self, feeds: Callable[[Lane], dict[str, Any]], *, first: bool, cancel: CancelToken
+        self, feeds: Callable[[Lane], dict[str, Any]], job: Job, *, cancel: CancelToken
     ) -> Result:
         """Run one piece, falling back to CPU lanes when a lane fails."""
         exclude: set[str] = set()
@@ -186,7 +244,7 @@ class Pool:
             start = time.perf_counter()
             try:
                 lane = self.acquire(
-                    first=first,
+                    job,
                     cancelled=cancel.is_set,
                     exclude=frozenset(exclude),
                     cpu_only=bool(exclude),
@@ -227,6 +285,7 @@ class Pool:
                 f"{lane.provider} returned {'empty' if audio.size == 0 else 'non-finite'} audio"
             )
         lane.runs += 1
+        lane.measured(took, audio.size / SAMPLE_RATE)
         return audio, took
 
     def _record_failure(self, lane: Lane, error: str) -> None:
@@ -250,6 +309,7 @@ class Pool:
                 "busy": lane.busy,
                 "benched_s": round(max(lane.benched_until - now, 0.0), 1),
                 "runs": lane.runs,
+                "rate": round(lane.rate, 3) if lane.rate else None,
                 "failures": lane.failures,
                 "last_error": lane.last_error,
             }

@@ -13,15 +13,11 @@ import numpy as np
 from ._audio import Chunk, fade, trim_silence
 from ._cache import AudioCache
 from ._metrics import PieceMetrics, PieceTiming, RequestLog
-from ._planner import Piece, Planner
-from ._pool import CPU, CancelToken, Lane, Pool
+from ._planner import Piece, Planner, headroom
+from ._pool import CPU, CancelToken, Job, Lane, Pool
 from ._stream import Request
 from ._types import SAMPLE_RATE, FloatArray
 from ._voices import VoiceBank
-
-# Pieces of a request that go to the latency lane before it fans out to throughput lanes:
-# until then playback has too little lead for a one-thread piece to finish in time.
-LATENCY_PIECES = 2
 
 
 class Synthesizer:
@@ -66,7 +62,11 @@ class Synthesizer:
             text = normalize(text, request.lang)
         request.metrics["stages"]["normalize_s"] = round(time.perf_counter() - start, 4)
         planner = Planner(
-            request.lang, request.is_phonemes, request.first_piece_ids, request.growth
+            request.lang,
+            request.is_phonemes,
+            request.first_piece_ids,
+            request.growth,
+            headroom(self.pool.rate()),
         )
         return planner.pieces(text)
 
@@ -137,7 +137,10 @@ class Synthesizer:
         def feeds(lane: Lane) -> dict[str, Any]:
             return lane.feed(piece.ids, style, request.speed)
 
-        result = self.pool.run(feeds, first=piece.seq < LATENCY_PIECES, cancel=request.cancel)
+        # Audio plays from about the request's start, so a piece is due when the audio
+        # planned ahead of it would have played.
+        job = Job(request.t0 + piece.offset_s / request.speed, piece.audio_s / request.speed)
+        result = self.pool.run(feeds, job, cancel=request.cancel)
         post = time.perf_counter()
         speech = fade(trim_silence(result.audio))
         info: PieceTiming = {
