@@ -91,6 +91,8 @@ def played(page: LabPage) -> dict[str, Any]:
         "cell_round_trip_while_playing_s": round(responsive_s, 3),
         "cell_to_first_audio_s": round((snapshot["firstAudioAt"] - started) / 1000, 3),
         "first_message_to_first_audio_ms": snapshot["firstAudioMs"],
+        "preroll_s": snapshot["preroll"],  # what the adaptive pre-roll chose
+        "rebuffers": snapshot["rebuffers"],
         "stalls": snapshot["stallCount"],
         "stall_s": snapshot["stalls"],
         "audio_s": snapshot["samples"] / 24000,

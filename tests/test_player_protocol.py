@@ -625,7 +625,7 @@ def test_player_js_preroll_floor_is_the_profile_views() -> None:
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_player_js_starts_at_once_when_synthesis_outpaces_playback() -> None:
     snaps = run_player_js(paced(6, 0.4, chars=round(20 / 0.062)))["snapshots"]
-    first = snaps[0]  # one chunk in, made at twice real time: no reason to wait
+    first = snaps[0]  # one chunk in, made at 2.5x real time: no reason to wait
     assert first["state"] == "playing" and len(first["scheduled"]) == 1
     assert first["scheduled"][0]["when"] == pytest.approx(PREROLL_S)
     assert first["preroll"] == pytest.approx(PREROLL_S)
