@@ -53,7 +53,7 @@ const PREROLL_S = 0.1;
 const REBUFFER_S = 0.5; // after running dry, hold at least this much audio before resuming
 const SAFETY = 1.15; // the production rate is taken this much slower than measured
 const RATE_WINDOW_S = 0.3; // measure the rate from the first piece once this much time passed
-const MAX_PIECE_S = 25; // about the longest piece the engine makes (409 phoneme ids: 21.9 s)
+const MAX_PIECE_S = 16; // about the longest piece the engine makes (its planner caps pieces at 256 ids)
 const LATE_S = 0.02; // a chunk due sooner than this is late: the timeline shifts (a stall)
 // Audio per character of text at speed 1 (kokoro-nb's voices on English prose: 0.061 on the
 // bench paragraph, 0.062 on Pride and Prejudice, 0.073 on a short sentence). It estimates
