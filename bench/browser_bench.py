@@ -324,7 +324,8 @@ def report(doc: dict[str, Any]) -> str:
     if doc.get("run_all"):
         run = doc["run_all"]
         out += [
-            "### Run All of notebooks/quickstart.ipynb (first sound from Run All)",
+            "### Run All of notebooks/quickstart.ipynb (first sound from Run All; a queued"
+            " cell's pre-roll includes its wait for the cells before it)",
             "",
             table(run["cells"]),
             "",
