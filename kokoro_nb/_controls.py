@@ -39,7 +39,7 @@ def _row(*children: w.Widget) -> w.HBox:
     )
 
 
-class Controls(w.VBox):
+class Controls(w.VBox):  # type: ignore[misc]  # ipywidgets has no type hints
     """Text, voice (grouped by language), speed, an optional blend, a player and run metrics."""
 
     def __init__(
@@ -75,17 +75,7 @@ class Controls(w.VBox):
             style=label,
             layout=w.Layout(width="210px"),
         )
-        self.speed = w.FloatSlider(
-            value=speed,
-            min=0.5,
-            max=2.0,
-            step=0.05,
-            description="Speed",
-            readout_format=".2f",
-            continuous_update=False,
-            style=label,
-            layout=w.Layout(flex="1 1 220px", min_width="200px"),
-        )
+        self.speed = _slider("Speed", speed, 0.5, 2.0)
         everyone = [
             (f"{lang} · {_label(v)}", v) for lang, names in self.groups.items() for v in names
         ]
@@ -96,18 +86,7 @@ class Controls(w.VBox):
             layout=w.Layout(width="300px"),
             disabled=True,
         )
-        self.weight = w.FloatSlider(
-            value=0.3,
-            min=0.05,
-            max=0.95,
-            step=0.05,
-            description="Weight",
-            readout_format=".2f",
-            continuous_update=False,
-            disabled=True,
-            style=label,
-            layout=w.Layout(flex="1 1 220px", min_width="200px"),
-        )
+        self.weight = _slider("Weight", 0.3, 0.05, 0.95, disabled=True)
         self.button = w.Button(description="Speak", icon="play", button_style="primary")
         self.stop_button = w.Button(description="Stop", icon="stop")
         self.live = w.Checkbox(
@@ -279,4 +258,20 @@ def controls(
     base = current()
     return Controls(
         text, voice or base.voice, speed if speed is not None else base.speed, live=live
+    )
+
+
+def _slider(description: str, value: float, low: float, high: float, **extra: Any) -> Any:
+    """A slider in steps of 0.05 that reports when released, its label as wide as its word."""
+    return w.FloatSlider(
+        value=value,
+        min=low,
+        max=high,
+        step=0.05,
+        description=description,
+        readout_format=".2f",
+        continuous_update=False,
+        style={"description_width": "initial"},
+        layout=w.Layout(flex="1 1 220px", min_width="200px"),
+        **extra,
     )

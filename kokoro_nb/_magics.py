@@ -321,7 +321,7 @@ class SpeakMagics(Magics, _OptionTraits):  # type: ignore[misc,valid-type]
         """Run the cell's code like IPython would, returning its last expression's value."""
         shell = self.shell
         assert shell is not None
-        code = shell.transform_cell(cell)
+        code = shell.transform_cell(cell)  # type: ignore[no-untyped-call]
         filename = shell.compile.cache(code, shell.execution_count, raw_code=cell)
         try:
             tree = ast.parse(code, filename)

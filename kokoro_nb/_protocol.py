@@ -8,6 +8,7 @@ the tests (and a fuzzer) share one definition. Kernel → browser: ``start``, ``
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -122,68 +123,37 @@ def short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_TYPES: dict[type, str] = {
+    Start: "start",
+    ChunkMsg: "chunk",
+    End: "end",
+    Abort: "abort",
+    Ack: "ack",
+    Stop: "stop",
+    State: "state",
+}
+
+
 def encode(message: Message) -> tuple[dict[str, Any], list[bytes]]:
     """A message as it goes over the wire: its JSON content and its binary buffers.
 
     ``decode(*encode(m)) == m`` for every valid message (tests/test_nb_reliability.py checks it).
     """
-    if isinstance(message, Start):
-        content: dict[str, Any] = {
-            "type": "start",
-            "stream": message.stream,
-            "rate": message.rate,
-            "title": message.title,
-            "voice": message.voice,
-            "speed": float(message.speed),
-            "queue": bool(message.queue),
-            "chars": int(message.chars),
-        }
-    elif isinstance(message, ChunkMsg):
-        content = {
-            "type": "chunk",
-            "stream": message.stream,
-            "seq": message.seq,
-            "offset": message.offset,
-            "piece": message.piece,
-            "text": message.text,
-        }
-        return content, [message.pcm]
-    elif isinstance(message, End):
-        content = {
-            "type": "end",
-            "stream": message.stream,
-            "count": message.count,
-            "samples": message.samples,
-            "metrics": dict(message.metrics),
-        }
-    elif isinstance(message, Abort):
-        content = {
-            "type": "abort",
-            "stream": message.stream,
-            "count": message.count,
-            "samples": message.samples,
-            "reason": message.reason,
-            "error": message.error,
-        }
-    elif isinstance(message, Ack):
-        content = {
-            "type": "ack",
-            "stream": message.stream,
-            "seq": message.seq,
-            "samples": message.samples,
-        }
-    elif isinstance(message, Stop):
-        content = {"type": "stop", "stream": message.stream}
-    elif isinstance(message, State):
-        content = {
-            "type": "state",
-            "stream": message.stream,
-            "state": message.state,
-            "position": float(message.position),
-        }
-    else:
+    kind = _TYPES.get(type(message))
+    if kind is None:
         raise ProtocolError(f"not a protocol message: {type(message).__name__}")
-    return content, []
+    fields = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    buffers = [fields.pop("pcm")] if isinstance(message, ChunkMsg) else []
+    for name, value in fields.items():  # plain JSON values: numpy numbers and mappings are not
+        if isinstance(value, Mapping):
+            fields[name] = dict(value)
+        elif isinstance(value, (bool, np.bool_)):
+            fields[name] = bool(value)
+        elif isinstance(value, (float, np.floating)):
+            fields[name] = float(value)
+        elif isinstance(value, (int, np.integer)):
+            fields[name] = int(value)
+    return {"type": kind, **fields}, buffers
 
 
 class Transport(Protocol):

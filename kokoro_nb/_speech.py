@@ -335,8 +335,9 @@ class _Outputs:
     """
 
     def __init__(self, player: Player | None) -> None:
-        from IPython.display import display
+        from IPython import display as ipython_display
 
+        display: Callable[..., Any] = ipython_display.display  # untyped in IPython
         if player is not None:
             display(player)
         self.handle = display({"text/plain": ""}, raw=True, display_id=True)

@@ -40,7 +40,8 @@ def resample(samples: np.ndarray, source: int, target: int) -> np.ndarray:
         samples = _lowpass(samples, 0.45 * target / source)
     n_out = round(samples.size * target / source)
     positions = np.arange(n_out, dtype=np.float64) * (source / target)
-    return np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
+    resampled: np.ndarray = np.interp(positions, np.arange(samples.size), samples)
+    return resampled.astype(np.float32)
 
 
 def _lowpass(samples: np.ndarray, cutoff: float, taps: int = 63) -> np.ndarray:

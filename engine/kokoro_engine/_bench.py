@@ -1,8 +1,10 @@
 """`kokoro-nb bench`: this engine and kokoro-onnx on the same paragraph, side by side in one run.
 
 Reports time to first audio, real-time factor and cold start (a new process to its first
-audio of a short sentence) for both, their ratios, and sweeps of first-piece size,
-concurrency and model variant. The audio cache is off, so nothing counted is a cache hit.
+audio of a short sentence) for both, their ratios; continuity (where a gapless player fed by
+the stream would stall, for the paragraph and a three-minute text, while the engine still
+warms and once it is warm); and sweeps of first-piece size, concurrency and model variant.
+The audio cache is off, so nothing counted is a cache hit.
 """
 
 from __future__ import annotations
@@ -19,16 +21,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import _assets as assets
+from ._baseline import SHORT, Baseline, available, voices_npz
 from ._engine import Engine
 from ._errors import KokoroError
+from ._playback import play
 from ._pool import CPU
+from ._quality import harvard_sentences
 from ._types import SAMPLE_RATE, FloatArray
 from ._variants import VARIANTS, passes, similarity
 
-SHORT = "Hello there, this is a short sentence."
 REPEATS = 3
 
 _COLD_OURS = """
@@ -81,13 +83,39 @@ def cold_start(script: str, *args: str) -> float:
 
 def ours_once(engine: Engine, text: str, voice: str) -> dict[str, float]:
     start = time.perf_counter()
-    ttfa, samples = None, 0
-    for chunk in engine.stream(text, voice=voice):
-        ttfa = ttfa if ttfa is not None else time.perf_counter() - start
-        samples += len(chunk.samples)
+    arrivals = [
+        (time.perf_counter() - start, len(chunk.samples) / SAMPLE_RATE)
+        for chunk in engine.stream(text, voice=voice)
+    ]
     total = time.perf_counter() - start
-    audio = samples / SAMPLE_RATE
-    return {"ttfa_s": ttfa or total, "total_s": total, "audio_s": audio, "rtf": total / audio}
+    audio = sum(duration for _, duration in arrivals)
+    playback = play(arrivals)
+    return {
+        "ttfa_s": arrivals[0][0] if arrivals else total,
+        "total_s": total,
+        "audio_s": audio,
+        "rtf": total / audio,
+        "underruns": playback.underruns,
+        "underrun_s": round(playback.underrun_s, 3),
+    }
+
+
+def long_text() -> str:
+    """About three minutes of speech: the Harvard sentences, five to a paragraph."""
+    sentences = harvard_sentences()
+    return "\n\n".join(" ".join(sentences[i : i + 5]) for i in range(0, len(sentences), 5))
+
+
+def continuity(text: str, voice: str) -> list[dict[str, Any]]:
+    """Where a player would stall: the paragraph the moment the engine exists (its extra
+    lanes still warming), then the paragraph and a three-minute text once it is warm."""
+    engine = Engine(audio_cache_mb=0)
+    rows = [{"text": "paragraph", "engine": "warming"} | ours_once(engine, text, voice)]
+    engine.wait_warm()
+    for name, words in (("paragraph", text), ("3-minute text", long_text())):
+        rows.append({"text": name, "engine": "warm"} | ours_once(engine, words, voice))
+    engine.close()
+    return [{k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in rows]
 
 
 def median(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -110,48 +138,6 @@ def _our_engine(**engine_kwargs: Any) -> tuple[Engine, float]:
     load = time.perf_counter() - start
     ours_once(engine, SHORT, "af_heart")  # warm
     return engine, load
-
-
-def voices_npz(voice: str, folder: Path) -> Path:
-    """kokoro-onnx reads voices from one .npz; build it from our voice files."""
-    table = np.fromfile(assets.voice_path(voice, assets.voices_dir()), dtype="<f4")
-    path = folder / "voices.npz"
-    arrays: dict[str, Any] = {voice: table.reshape(510, 1, 256)}
-    np.savez(path, **arrays)
-    return path
-
-
-class Baseline:
-    """kokoro-onnx 0.6.1 on the same model file and voice."""
-
-    def __init__(self, model: Path, npz: Path, voice: str) -> None:
-        from kokoro_onnx import Kokoro
-
-        start = time.perf_counter()
-        self.kokoro = Kokoro(str(model), str(npz))
-        self.load_s = time.perf_counter() - start
-        self.voice = voice
-        self.kokoro.create(SHORT, voice=voice, lang="en-us")  # warm, as we warm ours
-
-    def once(self, text: str) -> dict[str, float]:
-        import asyncio
-
-        start = time.perf_counter()
-        samples, rate = self.kokoro.create(text, voice=self.voice, lang="en-us")
-        total = time.perf_counter() - start
-        audio = len(samples) / rate
-        return {
-            "ttfa_s": asyncio.run(self._first_chunk(text)),
-            "total_s": total,
-            "audio_s": audio,
-            "rtf": total / audio,
-        }
-
-    async def _first_chunk(self, text: str) -> float:
-        begin = time.perf_counter()
-        async for _ in self.kokoro.create_stream(text, voice=self.voice, lang="en-us"):
-            return time.perf_counter() - begin
-        return float("nan")
 
 
 def side_by_side(text: str, voice: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -299,7 +285,7 @@ def run_bench(
 ) -> dict[str, Any]:
     report: dict[str, Any] = {"machine": machine(), "text_chars": len(text), "voice": voice}
     report["load_average_before"] = _load_average()
-    if baseline and _has_baseline():
+    if baseline and available():
         _say(as_json, "measuring kokoro-nb and kokoro-onnx, runs interleaved ...")
         report["ours"], report["kokoro_onnx"] = side_by_side(text, voice)
         report["ratio"] = _ratios(report["ours"], report["kokoro_onnx"])
@@ -307,6 +293,8 @@ def run_bench(
         _say(as_json, "measuring kokoro-nb ...")
         report["ours"] = bench_ours(text, voice)
         report["ours"]["cold_start_s"] = round(cold_start(_COLD_OURS, SHORT, voice), 3)
+    _say(as_json, "measuring continuity (warming and warm, paragraph and 3-minute text) ...")
+    report["continuity"] = continuity(text, voice)
     if not quick:
         _say(as_json, "sweeping first-piece size, concurrency and variants ...")
         report["first_piece"] = sweep_first_piece(text, voice)
@@ -323,14 +311,6 @@ def _load_average() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
-
-
-def _has_baseline() -> bool:
-    try:
-        import kokoro_onnx  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def _ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float]:
@@ -355,13 +335,14 @@ def render(report: dict[str, Any]) -> str:
         f"text: {report['text_chars']} characters, voice {report['voice']}; "
         f"load average before {report.get('load_average_before')}, after {report.get('load_average_after')}",
         "",
-        f"{'':<14}{'first audio':>12}{'RTF':>8}{'total':>9}{'audio':>9}{'cold start':>12}",
+        f"{'':<14}{'first audio':>12}{'RTF':>8}{'total':>9}{'audio':>9}{'cold start':>12}{'stalls':>8}",
     ]
     for name, key in (("kokoro-nb", "ours"), ("kokoro-onnx", "kokoro_onnx")):
         r = report.get(key)
         if r and "error" not in r:
+            stalls = f"{r['underruns']:>8.0f}" if "underruns" in r else f"{'':>8}"
             lines.append(
-                f"{name:<14}{r['ttfa_s']:>11.3f}s{r['rtf']:>8.3f}{r['total_s']:>8.2f}s{r['audio_s']:>8.2f}s{r['cold_start_s']:>11.2f}s"
+                f"{name:<14}{r['ttfa_s']:>11.3f}s{r['rtf']:>8.3f}{r['total_s']:>8.2f}s{r['audio_s']:>8.2f}s{r['cold_start_s']:>11.2f}s{stalls}"
             )
         elif r:
             lines.append(f"{name:<14}{r['error']}")
@@ -370,6 +351,7 @@ def render(report: dict[str, Any]) -> str:
             "kokoro-onnx / kokoro-nb: " + ", ".join(f"{k} ×{v}" for k, v in report["ratio"].items())
         )
     for title, key in (
+        ("continuity (stalls of a gapless player fed by the stream)", "continuity"),
         ("first piece", "first_piece"),
         ("concurrency", "concurrency"),
         ("variants", "variants"),

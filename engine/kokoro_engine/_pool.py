@@ -213,16 +213,18 @@ class Pool:
         side = [lane for lane in free if lane.role == "throughput"]
         if side and now + SLACK_SAFETY * self._predict(side[0], job) <= job.deadline:
             return side[0]  # time enough to run beside other pieces
-        latency = [lane for lane in free if lane.role == "latency"]
-        if latency or not side:
-            return latency[0] if latency else (free[0] if free else None)
-        # Urgent, and the latency lane waits for cores: run now if that finishes sooner.
-        every_core_free = max((lane.free_at for lane in cpu if lane.busy), default=now)
+        if not free:
+            return None
+        # Urgent: the free lane that should finish first (a loaded machine can make one
+        # thread as fast as all of them) ...
+        fastest = min(free, key=lambda lane: self._predict(lane, job))
         whole = [lane for lane in cpu if lane.role == "latency"]
-        finish_waiting = max(every_core_free, now) + (
-            self._predict(whole[0], job) if whole else float("inf")
-        )
-        return side[0] if now + self._predict(side[0], job) <= finish_waiting else None
+        if not whole or whole[0] in free or fastest.role == "latency":
+            return fastest
+        # ... unless waiting for every core to come free finishes sooner still.
+        every_core_free = max((lane.free_at for lane in cpu if lane.busy), default=now)
+        finish_waiting = max(every_core_free, now) + self._predict(whole[0], job)
+        return fastest if now + self._predict(fastest, job) <= finish_waiting else None
 
     def _predict(self, lane: Lane, job: Job) -> float:
         return lane.predict(job.audio_s, self.cpu_budget)

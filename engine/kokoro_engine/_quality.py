@@ -343,9 +343,9 @@ def _streamed(engine: Engine, voice: str) -> Speak:
 def _kokoro_onnx(stack: ExitStack, voice: str) -> SpeechPath | None:
     """kokoro-onnx 0.6.1 on the same model file and voice, when it is installed."""
     from . import _assets as assets
-    from ._bench import Baseline, _has_baseline, voices_npz
+    from ._baseline import Baseline, available, voices_npz
 
-    if not _has_baseline():
+    if not available():
         return None
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
     kokoro = Baseline(assets.model_path(), voices_npz(voice, folder), voice).kokoro
