@@ -185,3 +185,17 @@ def test_closed_engine_refuses_work() -> None:
     eng.close()
     with pytest.raises(EngineClosedError):
         eng.synthesize("hi")
+
+
+def test_the_split_graph_speaks_exactly_as_the_single_graph(engine: Engine) -> None:
+    # Same piece, same lane threads: the default (split) path must not trade any audio for
+    # speed (cropping frames changed every frame through the decoder's instance norms).
+    single = Engine(split=False, background_warmup=False, audio_cache_mb=0)
+    try:
+        text = "The birch canoe slid on the smooth planks."
+        engine.clear_cache()
+        ours, theirs = engine.synthesize(text), single.synthesize(text)
+    finally:
+        single.close()
+    assert ours.samples.shape == theirs.samples.shape
+    assert np.abs(ours.samples - theirs.samples).max() < 1e-4

@@ -1,10 +1,15 @@
-"""The model as two graphs, prosody then decoder, so the pad tokens' silence is never decoded.
+"""The model as two graphs, prosody then decoder: the same audio, and each token's frames in between.
 
 The prosody part (tokens, style, speed → aligned text features, pitch and energy curves,
 per-token frame counts) is cheap; the decoder turns frames into audio and costs ~94 % of a
-call, in proportion to the frames. Every utterance is padded with a token whose frames
-are near-silence (≈0.4 s in front): cropping them before decoding saves that work. Cutting
-the graph at these tensors reproduces the single graph bit for bit (docs/architecture.md).
+call, in proportion to the frames. Cutting the graph at these tensors reproduces the single
+graph bit for bit, and exposes how many frames each token gets (what word timings need).
+
+Every frame is decoded, the pads' near-silence included. Cropping the leading pad's frames
+saved work but cost intelligibility: the decoder's residual blocks normalize each channel
+over the whole utterance (instance norm over time), so dropping frames shifts those
+statistics and changes every frame of the piece, not just the start; word error rose
+(+0.015 and +0.026 on streamed paragraphs for am_michael, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ ALIGNED = "/encoder/MatMul_1_output_0"  # [1, 512, F] text features per frame
 PITCH = "/encoder/Reshape_output_0"  # [1, 2F]
 ENERGY = "/encoder/Reshape_1_output_0"  # [1, 2F]
 DURATIONS = "/encoder/Gather_output_0"  # [T] frames per token, pads included
-MARGIN_FRAMES = 4  # kept of the leading pad: the decoder needs a little run-up
 SPLIT_VERSION = 1
 
 
@@ -85,13 +89,6 @@ class SplitSession:
     def run(
         self, output_names: Any, feed: dict[str, Any], run_options: Any = None
     ) -> list[np.ndarray]:
-        aligned, pitch, energy, durations = self.prosody.run(None, feed, run_options)
-        start = max(int(durations[0]) - MARGIN_FRAMES, 0)
-        end = aligned.shape[2]
-        features = {
-            ALIGNED: aligned[:, :, start:end],
-            PITCH: pitch[:, 2 * start : 2 * end],
-            ENERGY: energy[:, 2 * start : 2 * end],
-            "style": feed["style"],
-        }
+        aligned, pitch, energy, _durations = self.prosody.run(None, feed, run_options)
+        features = {ALIGNED: aligned, PITCH: pitch, ENERGY: energy, "style": feed["style"]}
         return list(self.decoder.run(None, features, run_options))
