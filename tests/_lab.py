@@ -21,8 +21,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -163,10 +161,19 @@ class Lab:
 
     def write_notebook(self, name: str, sources: list[str]) -> str:
         """A new notebook of code cells with these sources; its name."""
-        cells = [nbformat.v4.new_code_cell(source) for source in sources]
+        cells: list[dict[str, Any]] = [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "metadata": {},
+                "outputs": [],
+                "source": s,
+            }
+            for s in sources
+        ]
         kernel = {"display_name": "Python 3", "language": "python", "name": "python3"}
-        notebook = nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernel})
-        nbformat.write(notebook, self.root / name)
+        notebook = {"cells": cells, "metadata": {"kernelspec": kernel}, "nbformat": 4}
+        (self.root / name).write_text(json.dumps({**notebook, "nbformat_minor": 4}))
         return name
 
     def api(self, method: str, path: str) -> Any:
@@ -311,7 +318,7 @@ class LabPage:
         return self.js("Object.values(window.__kokoroPlayers || {}).map((p) => p.snapshot())") or []
 
     def player(self, player_id: str) -> dict[str, Any]:
-        return self.js(f"window.__kokoroPlayers[{json.dumps(player_id)}].snapshot()")
+        return dict(self.js(f"window.__kokoroPlayers[{json.dumps(player_id)}].snapshot()"))
 
     def save(self) -> None:
         self.js("jupyterapp.commands.execute('docmanager:save')")
