@@ -102,10 +102,7 @@ def test_runs_table_escapes_text(panel: Controls) -> None:
     assert "&lt;b&gt;x&lt;/b&gt;" in runs_table([run])
 
 
-def test_speak_ui_magic_returns_the_controls(engine: Any) -> None:
-    set_engine(engine)
-    ip = InteractiveShell.instance()
-    ip.run_line_magic("load_ext", "kokoro_nb")
+def test_speak_ui_magic_returns_the_controls(ip: InteractiveShell) -> None:
     widget = ip.run_line_magic("speak", "--ui -v bf_emma Hello there")
     assert isinstance(widget, Controls)
     assert widget.text.value == "Hello there" and widget.voice.value == "bf_emma"

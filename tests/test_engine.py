@@ -16,6 +16,7 @@ from kokoro_engine import (
     parse_voice,
 )
 
+from probes import lane_runs
 from speech import assert_speech, spectral_similarity
 
 PARAGRAPH = (
@@ -65,11 +66,11 @@ def test_first_chunk_comes_before_the_last_piece_is_done(engine: Engine) -> None
 
 def test_closing_a_stream_stops_the_remaining_work(engine: Engine) -> None:
     engine.clear_cache()
-    runs_before = sum(lane.runs for lane in engine.pool.lanes)
+    runs_before = lane_runs(engine)
     long_text = " ".join([PARAGRAPH] * 6)
     with engine.stream(long_text, voice="af_heart") as stream:
         next(stream)
-    runs = sum(lane.runs for lane in engine.pool.lanes) - runs_before
+    runs = lane_runs(engine) - runs_before
     request = engine._request(long_text, "af_heart", 1.0, None, False, None)
     planned = sum(1 for _ in engine._synthesis.plan(request))
     assert stream.metrics["complete"] is False

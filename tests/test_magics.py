@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import socket
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +16,19 @@ import pytest
 import soundfile
 from hypothesis import given
 from hypothesis import strategies as st
-from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import kokoro_nb
-from kokoro_nb._kernel_engine import set_engine
 from kokoro_nb._magics import SPEAK_USAGE, SpeakMagics, fill, split_options
 from kokoro_nb._options import Options, options_table
 from kokoro_nb._profile_view import ProfileView, timeline
-from kokoro_nb._speech import Speech, conductor
+from kokoro_nb._speech import Speech
+
+from probes import free_port
+from shell import run
 
 HELLO = "Hello from the test suite."
-
-
-@pytest.fixture(scope="module")
-def ip(engine: Any) -> Iterator[InteractiveShell]:
-    set_engine(engine)
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "kokoro_nb")
-    yield shell
-    conductor.stop_all()
-    shell.run_line_magic("unload_ext", "kokoro_nb")
-
-
-@pytest.fixture
-def outputs(ip: InteractiveShell) -> Iterator[list[dict[str, Any]]]:
-    publisher = CapturingDisplayPublisher()
-    saved, ip.display_pub = ip.display_pub, publisher
-    yield publisher.outputs
-    ip.display_pub = saved
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    result = ip.run_cell(source)
-    if result.error_before_exec or result.error_in_exec:
-        raise result.error_before_exec or result.error_in_exec
-    return result.result
 
 
 def spoken(ip: InteractiveShell, source: str, name: str = "s") -> Speech:
@@ -328,9 +302,7 @@ def test_kokoro_status_voices_profile_and_housekeeping(ip: InteractiveShell) -> 
 
 
 def test_kokoro_serve_starts_and_stops_a_server(ip: InteractiveShell) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     try:
         message = run(ip, f"%kokoro serve --port {port}")
     except UsageError as exc:  # the server extra is not installed here

@@ -17,10 +17,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import comm
 import numpy as np
 import pytest
-from comm.base_comm import BaseComm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from IPython.core.displaypub import CapturingDisplayPublisher
@@ -53,6 +51,8 @@ from kokoro_nb._protocol import (
 )
 from kokoro_nb._speech import Speech, _Outputs, conductor, say, wait
 from kokoro_nb._static_audio import StaticAudio
+
+from shell import RecordingComm, channel, run
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # Long enough that nobody finishes it by accident (about a minute of audio), and worded
@@ -236,78 +236,6 @@ def test_interrupting_a_queued_cell_stops_only_that_cell(kernel: Kernel) -> None
 
 
 # --- a real IPython shell, widget comms recorded ------------------------------------------
-
-
-class RecordingComm(BaseComm):
-    """A comm that keeps what the widget publishes (custom messages and the close)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.published: list[tuple[str, Any, list[bytes]]] = []
-        super().__init__(**kwargs)
-
-    def publish_msg(
-        self, msg_type: str, data: Any = None, metadata: Any = None, buffers: Any = None, **_: Any
-    ) -> None:
-        self.published.append((msg_type, data, [bytes(b) for b in buffers or []]))
-
-    def decoded(self) -> list[Message]:
-        return [
-            decode(data["content"], buffers)
-            for kind, data, buffers in self.published
-            if kind == "comm_msg" and data.get("method") == "custom"
-        ]
-
-    def from_frontend(self, content: Any, buffers: list[Any] | None = None) -> None:
-        self.handle_msg(
-            {
-                "content": {"data": {"method": "custom", "content": content}},
-                "buffers": buffers or [],
-            }
-        )
-
-
-@pytest.fixture
-def comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
-    """Every widget made in the test gets a recording comm (``channel(player)`` finds it)."""
-    made: list[RecordingComm] = []
-
-    def create(**kwargs: Any) -> RecordingComm:
-        made.append(RecordingComm(**kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(comm, "create_comm", create)
-    yield made
-
-
-def channel(player: Player | None) -> RecordingComm:
-    assert player is not None and isinstance(player.comm, RecordingComm)
-    return player.comm
-
-
-@pytest.fixture(scope="module")
-def ip(engine: Any) -> Iterator[InteractiveShell]:
-    set_engine(engine)
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "kokoro_nb")
-    yield shell
-    conductor.stop_all()
-    conductor.wait_all(120)
-    shell.run_line_magic("unload_ext", "kokoro_nb")
-
-
-@pytest.fixture
-def outputs(ip: InteractiveShell) -> Iterator[list[dict[str, Any]]]:
-    publisher = CapturingDisplayPublisher()
-    saved, ip.display_pub = ip.display_pub, publisher
-    yield publisher.outputs
-    ip.display_pub = saved
-
-
-def run(ip: InteractiveShell, source: str) -> Any:
-    result = ip.run_cell(source)
-    if result.error_before_exec or result.error_in_exec:
-        raise result.error_before_exec or result.error_in_exec
-    return result.result
 
 
 def speech_of(ip: InteractiveShell, name: str) -> Speech:

@@ -18,14 +18,11 @@ import shutil
 import subprocess
 import threading
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import comm
 import numpy as np
 import pytest
-from comm.base_comm import BaseComm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,6 +48,8 @@ from kokoro_nb._protocol import (
 )
 from kokoro_nb._speech import speak
 from kokoro_nb._static_audio import StaticAudio, resample, wav_bytes
+
+from shell import RecordingComm
 
 PARAGRAPH = (
     "The first sentence is short. The second one takes a little longer to say out loud. "
@@ -313,56 +312,14 @@ def test_decode_never_fails_other_than_with_protocol_error(
 # --- the widget's real comm path ------------------------------------------------------------------
 
 
-class RecordingComm(BaseComm):
-    """A comm that keeps what the widget publishes instead of sending it to a frontend."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        self.published: list[tuple[str, Any, list[bytes]]] = []
-        super().__init__(**kwargs)
-
-    def publish_msg(
-        self,
-        msg_type: str,
-        data: Any = None,
-        metadata: Any = None,
-        buffers: Any = None,
-        **keys: Any,
-    ) -> None:
-        self.published.append((msg_type, data, [bytes(b) for b in buffers or []]))
-
-    def custom(self) -> list[tuple[dict[str, Any], list[bytes]]]:
-        return [
-            (data["content"], buffers)
-            for kind, data, buffers in self.published
-            if kind == "comm_msg" and data.get("method") == "custom"
-        ]
-
-    def from_browser(self, content: dict[str, Any]) -> None:
-        self.handle_msg(
-            {"content": {"data": {"method": "custom", "content": content}}, "buffers": []}
-        )
-
-
-@pytest.fixture
-def recorded_comms(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[RecordingComm]]:
-    made: list[RecordingComm] = []
-
-    def create(**kwargs: Any) -> RecordingComm:
-        made.append(RecordingComm(**kwargs))
-        return made[-1]
-
-    monkeypatch.setattr(comm, "create_comm", create)
-    yield made
-
-
-def test_player_sends_chunks_as_binary_widget_messages(recorded_comms: list[RecordingComm]) -> None:
+def test_player_sends_chunks_as_binary_widget_messages(comms: list[RecordingComm]) -> None:
     player = Player()
     assert player.player_id and player._esm.startswith("/*")  # the module, inlined: no CDN
     writer = player.open_stream()
     writer.start("Hi", "af_heart", 1.0)
     writer.chunk(tone(0.5), "Hi", 0)
     writer.end()
-    sent = recorded_comms[-1].custom()
+    sent = comms[-1].custom()
     assert [content["type"] for content, _ in sent] == ["start", "chunk", "end"]
     assert len(sent[1][1]) == 1 and len(sent[1][1][0]) == 24000
     browser = Reassembler()
@@ -371,19 +328,19 @@ def test_player_sends_chunks_as_binary_widget_messages(recorded_comms: list[Reco
     assert browser.complete and browser.audio().tobytes() == pcm16(tone(0.5))
 
 
-def test_player_hears_the_browser(recorded_comms: list[RecordingComm]) -> None:
+def test_player_hears_the_browser(comms: list[RecordingComm]) -> None:
     stopped = threading.Event()
     player = Player()
     writer = player.open_stream(on_stop=stopped.set)
-    channel = recorded_comms[-1]
-    channel.from_browser({"type": "ack", "stream": writer.stream, "seq": 4, "samples": 100})
-    channel.from_browser(
+    channel = comms[-1]
+    channel.from_frontend({"type": "ack", "stream": writer.stream, "seq": 4, "samples": 100})
+    channel.from_frontend(
         {"type": "state", "stream": writer.stream, "state": "blocked", "position": 0}
     )
-    channel.from_browser({"type": "nonsense"})  # recorded, never raised into the kernel
-    channel.from_browser({"type": "stop", "stream": writer.stream + 1})  # not this stream
+    channel.from_frontend({"type": "nonsense"})  # recorded, never raised into the kernel
+    channel.from_frontend({"type": "stop", "stream": writer.stream + 1})  # not this stream
     assert not stopped.is_set()
-    channel.from_browser({"type": "stop", "stream": writer.stream})
+    channel.from_frontend({"type": "stop", "stream": writer.stream})
     assert stopped.is_set()
     assert player.acks[writer.stream] == Ack(writer.stream, 4, 100)
     assert player.states[writer.stream].state == "blocked"

@@ -34,6 +34,7 @@ from kokoro_engine import _manifest as manifest
 from kokoro_engine._pool import Lane
 from kokoro_engine._voices import VoiceBank
 
+from probes import lane_runs
 from speech import assert_speech
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,10 +84,10 @@ def quiet_engine() -> Any:
 def test_bad_arguments_raise_our_errors_before_any_work(
     engine: Engine, kwargs: dict[str, Any], error: type, words: str
 ) -> None:
-    runs = sum(lane.runs for lane in engine.pool.lanes)
+    runs = lane_runs(engine)
     with pytest.raises(error, match=words):
         engine.stream(**{"text": "Hello.", **kwargs})
-    assert sum(lane.runs for lane in engine.pool.lanes) == runs
+    assert lane_runs(engine) == runs
 
 
 @pytest.mark.parametrize(

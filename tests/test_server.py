@@ -26,6 +26,7 @@ from kokoro_engine import AssetError, Engine, InputError, KokoroError, Synthesis
 from kokoro_nb.server import create_app, start, stop
 from kokoro_nb.server._lifecycle import bind
 
+from probes import free_port, lane_runs
 from speech import assert_speech, spectral_similarity
 
 TEXT = "Hello from the speech server. It speaks the OpenAI audio API."
@@ -71,10 +72,6 @@ def metric(http: httpx.Client, name: str) -> float:
     text = http.get("/metrics").text
     values = re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
     return sum(float(v) for v in values)
-
-
-def lane_runs(engine: Engine) -> int:
-    return sum(lane.runs for lane in engine.pool.lanes)
 
 
 # --- the official client ------------------------------------------------------------------
@@ -448,7 +445,7 @@ def test_background_server_lifecycle(url: str, engine: Engine) -> None:
     assert start(engine, port=port) == url
     assert start(engine, port=0) == url
     with pytest.raises(KokoroError, match="already running"):
-        start(engine, port=_free_port())
+        start(engine, port=free_port())
     assert stop() is True
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/health")
@@ -474,7 +471,7 @@ def test_listening_socket_lets_asyncio_turn_nagle_off() -> None:
 
 
 def test_run_serves_from_the_command_line_until_interrupted() -> None:
-    port = _free_port()
+    port = free_port()
     code = f"from kokoro_nb.server import serve; serve(port={port})"
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -503,9 +500,3 @@ def _poll_health(url: str, proc: subprocess.Popen[str]) -> list[int]:
         except httpx.TransportError:
             time.sleep(0.05)
     return statuses
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
