@@ -23,6 +23,7 @@ from ._cache import AudioCache
 from ._errors import EngineClosedError, InputError
 from ._metrics import RequestLog, rss_mb
 from ._phonemize import check_espeak_data, language
+from ._planner import FIRST_PIECE_IDS
 from ._pool import CPU, Pool
 from ._stream import Request, Stream
 from ._synthesis import Synthesizer
@@ -81,7 +82,7 @@ class Engine:
         provider_options: dict[str, dict[str, str]] | None = None,
         fetch: bool = True,
         normalize: bool = True,
-        first_piece_ids: int = 32,
+        first_piece_ids: int = FIRST_PIECE_IDS,
         growth: float = 2.0,
         audio_cache_mb: float = 256,
         history: int = 256,

@@ -103,7 +103,10 @@ def finish(metrics: RequestMetrics) -> RequestMetrics:
     """Fill in the totals of a request once its last piece is done."""
     pieces = metrics["pieces"]
     audio_s = sum(p["audio_s"] for p in pieces)
+    # A piece ends in its worker a moment before the consumer receives it: the request is
+    # not done before its first audio was delivered.
     total_s = max((p["end_s"] for p in pieces), default=0.0)
+    total_s = max(total_s, metrics.get("ttfa_s") or 0.0)
     providers = sorted({p["provider"] for p in pieces})
     metrics["audio_s"] = round(audio_s, 4)
     metrics["total_s"] = round(total_s, 4)
