@@ -25,11 +25,11 @@ PAUSES = {"paragraph": 0.6, "sentence": 0.35, "clause": 0.12, "word": 0.0, "end"
 SECONDS_PER_ID = 0.055
 PIECE_CAP_IDS = 256
 # The first piece's budget. Cutting the opening sentence at a word costs intelligibility
-# (word error on streamed paragraphs, paired, vs 32: at 16 +0.028 and +0.015; at 48 or 64
-# −0.006 to −0.017 over four voices, docs/benchmarks.md), so the budget is large enough that
+# (word error on streamed paragraphs, paired, vs 32: at 16 +0.028 and +0.015; at 64 −0.002
+# to −0.017 over four voices, 48 mixed; docs/benchmarks.md), so the budget is large enough that
 # only a long opening clause (over twice this) is cut inside: first audio waits for a whole
 # clause, a few tenths of a second longer.
-FIRST_PIECE_IDS = 48
+FIRST_PIECE_IDS = 64
 
 
 def headroom(rate: float) -> float:
