@@ -522,11 +522,11 @@ def speak(
         else:
             speech.open()  # the engine is free: start synthesizing now
         conductor.admit(speech, ahead)  # only once the input proved good: bad input stops nothing
+        if on_start is not None:  # before anything is shown: an interrupt then finds it bound
+            on_start(speech)
         if display:
             speech.show()
         speech.start()
-        if on_start is not None:
-            on_start(speech)
         if options.wait or not options.stream:
             speech._done.wait()
     except KeyboardInterrupt as exc:
