@@ -24,12 +24,12 @@ PAUSES = {"paragraph": 0.6, "sentence": 0.35, "clause": 0.12, "word": 0.0, "end"
 # sentences for af_heart and bm_george); a little low, so deadlines err early.
 SECONDS_PER_ID = 0.055
 PIECE_CAP_IDS = 256
-# The first piece's budget. Cutting the opening sentence at a word costs intelligibility
-# (word error on streamed paragraphs, paired, vs 32: at 16 +0.028 and +0.015; at 64 −0.002
-# to −0.017 over four voices, 48 mixed; docs/benchmarks.md), so the budget is large enough that
-# only a long opening clause (over twice this) is cut inside: first audio waits for a whole
-# clause, a few tenths of a second longer.
-FIRST_PIECE_IDS = 64
+# The first piece's budget: the opening sentence is cut at its clauses, and inside a clause
+# longer than twice this. Smaller starts sooner but costs intelligibility (word error on
+# streamed paragraphs, paired, vs 32: 16 ids +0.028 and +0.015); larger was not clearly
+# better (64 ids: −0.002 to −0.017 over four voices, each within noise) and starts ~0.3 s
+# later on 2 cores (docs/benchmarks.md).
+FIRST_PIECE_IDS = 32
 
 
 def headroom(rate: float) -> float:
