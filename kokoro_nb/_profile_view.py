@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PREROLL_S = 0.1  # player.js's pre-roll floor: its least wait from first chunk to first sound
+PREROLL_S = 0.03  # player.js's START_LEAD_S: its least wait from first chunk to first sound
 
 PIECE_COLUMNS = (
     ("seq", "seq"),

@@ -46,10 +46,12 @@
  * resuming, instead of stuttering piece by piece.
  */
 
-// The pre-roll floor: the first sound comes at least this long after the first chunk is in,
-// and never with less audio than this in hand. kokoro_nb/_profile_view.py's PREROLL_S is
-// this value (tests/test_player_protocol.py checks that they agree).
+// The pre-roll floor: playback never starts with less audio than this in hand.
 const PREROLL_S = 0.1;
+// A start is scheduled this far ahead, time enough for the audio thread to take the first
+// source: the least wait from the first chunk to the first sound. kokoro_nb/_profile_view.py's
+// PREROLL_S is this value (tests/test_player_protocol.py checks that they agree).
+const START_LEAD_S = 0.03;
 const REBUFFER_S = 0.5; // after running dry, hold at least this much audio before resuming
 const SAFETY = 1.15; // the production rate is taken this much slower than measured
 const RATE_WINDOW_S = 0.3; // measure the rate from the first piece once this much time passed
@@ -347,7 +349,7 @@ class Player {
     let remaining = Math.max(0, this.totalEstimate() - s.samples) / s.rate;
     const now = performance.now();
     let arrives = s.pieces[n - 1].at; // ms, page clock
-    let needed = now + PREROLL_S * 1000 + held * 1000; // when playback runs out without it
+    let needed = now + START_LEAD_S * 1000 + held * 1000; // when playback runs out without it
     let size = lastPiece;
     while (remaining > 1e-3) {
       size = Math.min(size * growth, MAX_PIECE_S, remaining);
@@ -390,7 +392,7 @@ class Player {
     const s = this.s;
     const ctx = audioContext();
     this.halt();
-    let start = Math.max(ctx.currentTime + PREROLL_S, notBefore);
+    let start = Math.max(ctx.currentTime + START_LEAD_S, notBefore);
     start = Math.ceil(start * ctx.sampleRate) / ctx.sampleRate; // on a frame boundary
     this.t0 = start - position / s.rate;
     if (this.preroll === null) {

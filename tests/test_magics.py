@@ -22,7 +22,7 @@ from IPython.core.interactiveshell import InteractiveShell
 import kokoro_nb
 from kokoro_nb._magics import SPEAK_USAGE, SpeakMagics, fill, split_options
 from kokoro_nb._options import Options, options_table
-from kokoro_nb._profile_view import ProfileView, timeline
+from kokoro_nb._profile_view import PREROLL_S, ProfileView, timeline
 from kokoro_nb._speech import Speech
 
 from probes import free_port
@@ -436,7 +436,8 @@ def test_profile_view_escapes_and_has_a_text_form() -> None:
     assert "<script>" not in html and "&lt;script&gt;" in html and "late &amp; long" in html
     assert "&lt;i&gt;mine&lt;/i&gt;" in html and html.count("<svg") == 1
     text = repr(view)
-    assert "stalled 1×" in text and "timeline" in text and "-0.300" in text
+    late_by = f"{PREROLL_S - 0.4:.3f}"  # piece 1 is ready 0.4 s after piece 0 would end
+    assert "stalled 1×" in text and "timeline" in text and late_by in text
     assert "#1   synth |" in text
     many = ProfileView([metrics, {**metrics, "voice": "bf_emma"}])
     assert "bf_emma" in repr(many) and many.detail is not None

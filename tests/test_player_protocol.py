@@ -530,7 +530,7 @@ def test_player_js_reorders_drops_stale_and_schedules_gaplessly() -> None:
     assert sum(s["samples"] for s in scheduled) == 3.9 * 24000
     for before, after in itertools.pairwise(scheduled):
         assert after["when"] == pytest.approx(before["when"] + before["duration"], abs=1e-9)
-    assert scheduled[0]["when"] == pytest.approx(0.1)  # the pre-roll lead
+    assert scheduled[0]["when"] == pytest.approx(PREROLL_S)  # the start lead
     acks = [m for m in result["sent"] if m["type"] == "ack"]
     assert acks[-1] == {"type": "ack", "stream": 2, "seq": 3, "samples": 93600}
 
@@ -549,7 +549,8 @@ def test_player_js_shifts_the_timeline_for_a_late_chunk_and_stops_on_abort() -> 
     result = run_player_js([*early, {"advance": 2.5}, *late, {"snapshot": True}])
     snap = result["snapshots"][0]
     first, second = snap["scheduled"]
-    assert second["stall"] == pytest.approx(2.5 + 0.02 - 1.1, abs=1e-3)  # waited for the late chunk
+    # waited for the late chunk: it came at 2.5 s, the first one ended at the start lead + 1 s
+    assert second["stall"] == pytest.approx(2.5 + 0.02 - (PREROLL_S + 1.0), abs=1e-3)
     assert second["when"] == pytest.approx(first["when"] + first["duration"] + second["stall"])
     assert snap["stallCount"] == 1
     assert snap["state"] == "stopped" and snap["final"]["reason"] == "superseded"
@@ -573,10 +574,10 @@ def paced(chunks: int, every_s: float, chars: int, end: bool = True) -> list[dic
     return steps
 
 
-def test_player_js_preroll_floor_is_the_profile_views() -> None:
+def test_player_js_start_lead_is_the_profile_views() -> None:
     source = (Path(__file__).parent.parent / "kokoro_nb" / "player.js").read_text()
-    floor = re.search(r"^const PREROLL_S = ([\d.]+);", source, re.M)
-    assert floor is not None and float(floor.group(1)) == PREROLL_S
+    lead = re.search(r"^const START_LEAD_S = ([\d.]+);", source, re.M)
+    assert lead is not None and float(lead.group(1)) == PREROLL_S
 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
