@@ -52,6 +52,7 @@ const PREROLL_S = 0.1;
 // source: the least wait from the first chunk to the first sound. kokoro_nb/_profile_view.py's
 // PREROLL_S is this value (tests/test_player_protocol.py checks that they agree).
 const START_LEAD_S = 0.03;
+const SETTLING_S = 1.0; // an audio context younger than this gets the PREROLL_S lead
 const REBUFFER_S = 0.5; // after running dry, hold at least this much audio before resuming
 const SAFETY = 1.15; // the production rate is taken this much slower than measured
 const RATE_WINDOW_S = 0.3; // measure the rate from the first piece once this much time passed
@@ -392,7 +393,10 @@ class Player {
     const s = this.s;
     const ctx = audioContext();
     this.halt();
-    let start = Math.max(ctx.currentTime + START_LEAD_S, notBefore);
+    // A context that has only just started has not settled its clock: its first start
+    // scheduled 30 ms ahead can already be in the past (seen in Chromium), so it gets more.
+    const lead = ctx.currentTime < SETTLING_S ? PREROLL_S : START_LEAD_S;
+    let start = Math.max(ctx.currentTime + lead, notBefore);
     start = Math.ceil(start * ctx.sampleRate) / ctx.sampleRate; // on a frame boundary
     this.t0 = start - position / s.rate;
     if (this.preroll === null) {

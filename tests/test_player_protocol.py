@@ -462,7 +462,7 @@ const input = JSON.parse(await new Promise((ok) => {
   let data = ""; process.stdin.on("data", (c) => (data += c)); process.stdin.on("end", () => ok(data));
 }));
 class FakeContext {
-  constructor() { this.state = "running"; this.sampleRate = 24000; this.currentTime = 0; this.destination = {}; }
+  constructor() { this.state = "running"; this.sampleRate = 24000; this.currentTime = input.clock; this.destination = {}; }
   addEventListener() {}
   resume() { return Promise.resolve(); }
   createGain() { return { gain: { setTargetAtTime() {} }, connect() {} }; }
@@ -493,9 +493,15 @@ console.log(JSON.stringify({ snapshots, sent, started, stopped }));
 """
 
 
-def run_player_js(steps: list[dict[str, Any]]) -> dict[str, Any]:
+# An audio context running for a while (a page open for some time): player.js gives a context
+# that has only just started a longer lead, because its clock has not settled.
+SETTLED_CLOCK_S = 5.0
+
+
+def run_player_js(steps: list[dict[str, Any]], clock: float = SETTLED_CLOCK_S) -> dict[str, Any]:
+    """Feed `steps` to player.js in Node; the fake audio context's clock starts at `clock`."""
     module = Path(__file__).parent.parent / "kokoro_nb" / "player.js"
-    payload = json.dumps({"module": str(module), "steps": steps})
+    payload = json.dumps({"module": str(module), "steps": steps, "clock": clock})
     done = subprocess.run(
         [NODE or "node", "--input-type=module", "-e", HARNESS],
         input=payload,
@@ -530,7 +536,7 @@ def test_player_js_reorders_drops_stale_and_schedules_gaplessly() -> None:
     assert sum(s["samples"] for s in scheduled) == 3.9 * 24000
     for before, after in itertools.pairwise(scheduled):
         assert after["when"] == pytest.approx(before["when"] + before["duration"], abs=1e-9)
-    assert scheduled[0]["when"] == pytest.approx(PREROLL_S)  # the start lead
+    assert scheduled[0]["when"] == pytest.approx(SETTLED_CLOCK_S + PREROLL_S)  # the start lead
     acks = [m for m in result["sent"] if m["type"] == "ack"]
     assert acks[-1] == {"type": "ack", "stream": 2, "seq": 3, "samples": 93600}
 
@@ -585,7 +591,7 @@ def test_player_js_starts_at_once_when_synthesis_outpaces_playback() -> None:
     snaps = run_player_js(paced(6, 0.4, chars=round(20 / 0.062)))["snapshots"]
     first = snaps[0]  # one chunk in, made at 2.5x real time: no reason to wait
     assert first["state"] == "playing" and len(first["scheduled"]) == 1
-    assert first["scheduled"][0]["when"] == pytest.approx(PREROLL_S)
+    assert first["scheduled"][0]["when"] == pytest.approx(SETTLED_CLOCK_S + PREROLL_S)
     assert first["preroll"] == pytest.approx(PREROLL_S)
     assert snaps[-1]["stallCount"] == 0
 
@@ -628,3 +634,15 @@ def test_player_js_rebuffers_once_instead_of_stuttering() -> None:
     assert last["stallCount"] == 1 and last["rebuffers"] == 1
     for before, after in itertools.pairwise(last["scheduled"][1:]):
         assert after["when"] == pytest.approx(before["when"] + before["duration"], abs=1e-9)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_player_js_gives_a_context_that_just_started_a_longer_lead() -> None:
+    # Chromium: a start 30 ms ahead on a brand-new context was already in the past.
+    transport = RecordingTransport()
+    write_stream(transport, 1, [tone(1.0)])
+    fresh = run_player_js([*steps_of(transport), {"snapshot": True}], clock=0.0)
+    settled = run_player_js([*steps_of(transport), {"snapshot": True}])
+    assert fresh["snapshots"][0]["scheduled"][0]["when"] == pytest.approx(0.1)
+    lead = settled["snapshots"][0]["scheduled"][0]["when"] - SETTLED_CLOCK_S
+    assert lead == pytest.approx(PREROLL_S) and PREROLL_S < 0.1
