@@ -95,23 +95,25 @@ class Planner:
         target = self.first_piece_ids
         batch: list[Unit] = []
         seq = before = 0
+
+        def close() -> Piece:
+            nonlocal target, batch, seq, before
+            piece = self._piece(seq, batch, before)
+            seq, batch, before = seq + 1, [], before + len(piece.ids)
+            target = self._target(target, before)
+            return piece
+
         for whole in self._units(text, first=True):
             for unit in self._within(whole, target) if seq else (whole,):
                 if batch and self._too_big(batch, unit, target):
-                    piece = self._piece(seq, batch, before)
-                    yield piece
-                    seq, batch, before = seq + 1, [], before + len(piece.ids)
-                    target = self._target(target, before)
+                    yield close()
                 batch.append(unit)
                 if unit.boundary == "paragraph" or (
                     seq == 0 and len(batch) == 1 and self._ids(unit) >= target
                 ):
-                    piece = self._piece(seq, batch, before)
-                    yield piece
-                    seq, batch, before = seq + 1, [], before + len(piece.ids)
-                    target = self._target(target, before)
+                    yield close()
         if batch:
-            yield self._piece(seq, batch, before)
+            yield close()
 
     def _target(self, last: int, before: int) -> int:
         """The next piece's size: its deadline's worth of ids, grown gently, capped."""

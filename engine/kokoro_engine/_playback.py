@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 # A player holds this much audio before it starts (kokoro_nb's player.js floor: it may
 # hold more when it predicts a shortfall; this is the strictest case).
@@ -34,16 +35,10 @@ def play(arrivals: Sequence[tuple[float, float]], preroll_s: float = PREROLL_S) 
     time, duration) in order; a chunk that is not ready when the one before ends is a stall."""
     if not arrivals:
         return Playback(0.0, 0.0, ())
-    first_ready, _ = arrivals[0]
-    held = 0.0
-    clock = None
-    for ready, duration in arrivals:  # start once `preroll_s` of audio is in hand
-        held += duration
-        if held >= preroll_s or (ready, duration) == arrivals[-1]:
-            clock = max(ready, first_ready)
-            break
-    assert clock is not None
-    first = clock
+    held = accumulate(duration for _, duration in arrivals)
+    # It starts once `preroll_s` of audio is in hand (or all of it, if less).
+    start = next((i for i, total in enumerate(held) if total >= preroll_s), len(arrivals) - 1)
+    first = clock = max(arrivals[start][0], arrivals[0][0])
     gaps: list[tuple[float, float]] = []
     for ready, duration in arrivals:
         if ready > clock + AUDIBLE_GAP_S:

@@ -194,10 +194,9 @@ class Pool:
             self._cond.notify_all()
 
     def _choose(self, job: Job, exclude: frozenset[str], cpu_only: bool) -> Lane | None:
+        healthy_at = time.monotonic()
         usable = [
-            lane
-            for lane in self.lanes
-            if lane.healthy(time.monotonic()) and lane.name not in exclude
+            lane for lane in self.lanes if lane.healthy(healthy_at) and lane.name not in exclude
         ]
         accelerators = [lane for lane in usable if not lane.is_cpu]
         if accelerators and not cpu_only:
