@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from kokoro_engine import KokoroError
+
 
 def error_line(exc: BaseException) -> str:
     """An exception as one readable line: its type and the first line of its message."""
@@ -20,10 +22,6 @@ def shorten_traceback(exc: BaseException) -> BaseException:
 
 
 def is_kokoro_error(exc: BaseException) -> bool:
-    try:
-        from kokoro_engine import KokoroError
-    except ImportError:
-        return False
     return isinstance(exc, KokoroError)
 
 

@@ -94,7 +94,7 @@ class Speech:
         mistake in it must still fail in its own cell at once.
         """
         o = self.options
-        get_engine()._request(self.text, o.voice, o.speed, o.lang, False, None)
+        get_engine().check(self.text, voice=o.voice, speed=o.speed, lang=o.lang)
 
     def start(self) -> None:
         # A copy of the caller's context: ipykernel 7 routes a thread's output by it, so what

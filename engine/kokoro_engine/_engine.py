@@ -159,6 +159,12 @@ class Engine:
     def voices(self) -> list[str]:
         return self._bank.names
 
+    def check(
+        self, text: str, voice: str = "af_heart", speed: float = 1.0, lang: str | None = None
+    ) -> None:
+        """Raise the InputError or VoiceError that `stream` would, without synthesizing."""
+        self._request(text, voice, speed, lang, False, None)
+
     def stream(
         self,
         text: str,

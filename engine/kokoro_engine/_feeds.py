@@ -15,9 +15,7 @@ class Feeds:
     def __init__(self, session: Any) -> None:
         inputs = {i.name: i for i in session.get_inputs()}
         self.tokens = "input_ids" if "input_ids" in inputs else "tokens"
-        self.int_speed = (
-            "int" in inputs.get("speed", inputs[self.tokens]).type and "speed" in inputs
-        )
+        self.int_speed = "speed" in inputs and "int" in inputs["speed"].type
 
     def __call__(self, ids: list[int], style: FloatArray, speed: float) -> dict[str, Any]:
         speed_value = np.array(

@@ -174,9 +174,7 @@ class Pool:
                     lane = self._waiting[0] == ticket and self._choose(job, exclude, cpu_only)
                     if lane:
                         lane.busy = True
-                        lane.free_at = time.perf_counter() + lane.predict(
-                            job.audio_s, self.cpu_budget
-                        )
+                        lane.free_at = time.perf_counter() + self._predict(lane, job)
                         self._cpu_in_use += lane.threads
                         return lane
                     if not self._any_usable(exclude, cpu_only):

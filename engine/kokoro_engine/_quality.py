@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ._baseline import SHORT
 from ._engine import Engine
 from ._errors import KokoroError
 from ._types import SAMPLE_RATE, FloatArray
@@ -31,7 +32,6 @@ HARVARD = Path(__file__).with_name("data") / "harvard.txt"
 RECOGNIZER_RATE = 16_000
 BOOTSTRAP_DRAWS = 2000
 PARAGRAPH = 3  # sentences per streamed paragraph
-WARM_TEXT = "Hello there, this is a short sentence."
 
 Speak = Callable[[str], FloatArray]
 
@@ -323,7 +323,7 @@ def user_paths(
     if onnx is not None:
         paths["kokoro-onnx"] = onnx
     for path in paths.values():
-        path.speak(WARM_TEXT)  # first runs build arenas; not what a warm user waits for
+        path.speak(SHORT)  # first runs build arenas; not what a warm user waits for
     return paths
 
 

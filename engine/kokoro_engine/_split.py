@@ -40,22 +40,18 @@ def split_paths(model: Path, cache: Path) -> tuple[Path, Path] | None:
     )
     stamp = cache / "split" / f"{stem}.json"
     key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "version": SPLIT_VERSION}
-    if _fresh(stamp, key) and prosody.is_file() and decoder.is_file():
+    if read_stamp(stamp) == key and prosody.is_file() and decoder.is_file():
         return prosody, decoder
     try:
         stamp.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(stamp) + ".lock", timeout=600):
-            if not (_fresh(stamp, key) and prosody.is_file() and decoder.is_file()):
+            if not (read_stamp(stamp) == key and prosody.is_file() and decoder.is_file()):
                 if not _cut(model, prosody, decoder):
                     return None
                 write_stamp(stamp, key)
     except OSError:
         return None  # a read-only cache: run the single graph
     return prosody, decoder
-
-
-def _fresh(stamp: Path, key: dict[str, int]) -> bool:
-    return bool(read_stamp(stamp) == key)
 
 
 def _cut(model: Path, prosody: Path, decoder: Path) -> bool:

@@ -98,12 +98,7 @@ class Synthesizer:
         key = (tuple(piece.ids), request.voice, request.speed, self._variants.get(CPU))
         started = time.perf_counter() - request.t0
         cached = self.cache.get(key)
-        info: PieceTiming = {
-            "queue_wait_s": 0.0,
-            "inference_s": 0.0,
-            "provider": "cache",
-            "post_s": 0.0,
-        }
+        info = _untimed("cache")
         if cached is None:
             cached, info = self._infer(request, piece)
             self.cache.put(key, cached)
@@ -126,12 +121,7 @@ class Synthesizer:
 
     def _infer(self, request: Request, piece: Piece) -> tuple[FloatArray, PieceTiming]:
         if not piece.ids:
-            return np.zeros(0, np.float32), {
-                "queue_wait_s": 0.0,
-                "inference_s": 0.0,
-                "provider": "none",
-                "post_s": 0.0,
-            }
+            return np.zeros(0, np.float32), _untimed("none")
         style = self.bank.style(request.voice, len(piece.ids))
 
         def feeds(lane: Lane) -> dict[str, Any]:
@@ -154,3 +144,8 @@ class Synthesizer:
             info["fallback_from"] = result.fallback_from
             info["error"] = result.error
         return speech, info
+
+
+def _untimed(provider: str) -> PieceTiming:
+    """The timing of a piece no lane ran: from the cache, or empty."""
+    return {"queue_wait_s": 0.0, "inference_s": 0.0, "provider": provider, "post_s": 0.0}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._manifest import STYLE_DIM
 from ._pool import Lane, Pool
 from ._sessions import cpu_lane, throughput_lane_specs
 
@@ -41,7 +42,7 @@ def prime_text_front_end() -> None:
 def warm(lane: Lane) -> None:
     """Run the lane once per warm-up length on a real utterance (cycled to the length)."""
     lengths = CPU_WARM_LENGTHS if lane.is_cpu else ACCELERATOR_WARM_LENGTHS
-    style = np.zeros((1, 256), np.float32)
+    style = np.zeros((1, STYLE_DIM), np.float32)
     ids = warm_ids()
     for n in lengths:
         cycled = list((ids * (n // len(ids) + 1))[:n])
